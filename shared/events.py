@@ -1,0 +1,189 @@
+"""Versioned event schemas exchanged over Kafka.
+
+Every event is a frozen pydantic model with an explicit `schema_version`; one JSON example
+per event type and version lives in `shared/examples/` and is tested against every consumer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    TypeAdapter,
+)
+
+EXAMPLES_DIR = Path(__file__).parent / "examples"
+
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Frozen(BaseModel):
+    """Immutable model that rejects unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class IndicatorValue(Frozen):
+    """A reported value for one of the task's numeric targets."""
+
+    indicator: ShortText
+    value: Decimal = Field(ge=0, max_digits=20, decimal_places=4)
+
+
+class MilestoneUpdate(Frozen):
+    """Progress on one milestone of the task (matched by its text)."""
+
+    milestone: ShortText
+    done: bool
+
+
+class Attachment(Frozen):
+    """A supporting document, by link and content hash."""
+
+    name: ShortText
+    url: HttpUrl
+    sha256: Sha256
+
+
+class ProgressReport(Frozen):
+    """What a unit reports about a task."""
+
+    period: Period | None = Field(default=None, description="报告期 (YYYY-MM 或 YYYY-Qn)")
+    percent: int = Field(ge=0, le=100, description="完成进度 (0-100)")
+    summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
+    blockers: LongText | None = Field(default=None, description="梗阻障碍")
+    next_steps: LongText | None = Field(default=None, description="下一步工作")
+    indicators: list[IndicatorValue] = Field(default_factory=list, max_length=50)
+    milestones: list[MilestoneUpdate] = Field(default_factory=list, max_length=50)
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+
+
+class EventBase(Frozen):
+    """Fields every event carries."""
+
+    event_id: uuid.UUID
+    occurred_at: AwareDatetime
+
+
+class ProgressReportSubmitted(EventBase):
+    """A unit submitted a progress report; published by intake."""
+
+    event_type: Literal["progress_report.submitted"] = "progress_report.submitted"
+    schema_version: Literal[1] = 1
+    task_code: ShortText
+    unit: ShortText
+    key_id: ShortText
+    report: ProgressReport
+
+
+class TaskLightChanged(EventBase):
+    """A task's light changed (flagged overdue, at risk, or recovered); published by tracker."""
+
+    event_type: Literal["task.light_changed"] = "task.light_changed"
+    schema_version: Literal[1] = 1
+    task_code: ShortText
+    title: str
+    section: str | None
+    light: Literal["green", "yellow", "red", "blue", "grey"]
+    previous_light: Literal["green", "yellow", "red", "blue", "grey"] | None
+    reasons: list[str]
+    status: str
+    due: dt.date | None
+    days_overdue: int = Field(ge=0)
+    red_since: AwareDatetime | None = None
+    lead_units: list[str]
+    co_units: list[str]
+    leaders: list[str]
+
+
+class ApiKeyPublished(EventBase):
+    """An API key's hash and scope, for intake's authentication; keyed `key:<key_id>`."""
+
+    event_type: Literal["directory.api_key"] = "directory.api_key"
+    schema_version: Literal[1] = 1
+    key_id: ShortText
+    key_hash: Sha256
+    role: Literal["unit", "supervisor", "leader", "admin", "operator"]
+    unit: str | None
+    expires_at: AwareDatetime | None
+    revoked: bool
+
+
+class TaskAssignmentPublished(EventBase):
+    """Which units answer for a task, for intake's authorisation; keyed `task:<code>`."""
+
+    event_type: Literal["directory.task_assignment"] = "directory.task_assignment"
+    schema_version: Literal[1] = 1
+    task_code: ShortText
+    lead_units: list[str]
+    co_units: list[str]
+    accepting_reports: bool
+
+
+ReportEvent = ProgressReportSubmitted
+TaskEvent = Annotated[TaskLightChanged, Field(discriminator="event_type")]
+DirectoryEvent = Annotated[
+    ApiKeyPublished | TaskAssignmentPublished, Field(discriminator="event_type")
+]
+
+_task_event_adapter: TypeAdapter[TaskEvent] = TypeAdapter(TaskEvent)
+_directory_event_adapter: TypeAdapter[DirectoryEvent] = TypeAdapter(DirectoryEvent)
+
+
+class UnsupportedEvent(ValueError):
+    """The message is well-formed JSON but not an event type/version this consumer knows."""
+
+
+def _check_envelope(data: Any, known: dict[str, set[int]]) -> None:
+    if not isinstance(data, dict):
+        raise UnsupportedEvent("message is not a JSON object")
+    event_type, version = data.get("event_type"), data.get("schema_version")
+    if event_type not in known:
+        raise UnsupportedEvent(f"unknown event_type {event_type!r}")
+    if version not in known[event_type]:
+        raise UnsupportedEvent(f"unsupported schema_version {version!r} for {event_type}")
+
+
+def decode_report_event(raw: bytes) -> ProgressReportSubmitted:
+    """Parse a message from the progress-reports topic; raises on anything unusable."""
+    data = json.loads(raw)
+    _check_envelope(data, {"progress_report.submitted": {1}})
+    return ProgressReportSubmitted.model_validate(data)
+
+
+def decode_task_event(raw: bytes) -> TaskLightChanged:
+    """Parse a message from the task-events topic; raises on anything unusable."""
+    data = json.loads(raw)
+    _check_envelope(data, {"task.light_changed": {1}})
+    return _task_event_adapter.validate_python(data)
+
+
+def decode_directory_event(raw: bytes) -> ApiKeyPublished | TaskAssignmentPublished:
+    """Parse a message from the directory topic; raises on anything unusable."""
+    data = json.loads(raw)
+    _check_envelope(data, {"directory.api_key": {1}, "directory.task_assignment": {1}})
+    return _directory_event_adapter.validate_python(data)
+
+
+def encode(event: BaseModel) -> bytes:
+    """Serialise an event to its wire form (UTF-8 JSON, Chinese kept readable)."""
+    return event.model_dump_json().encode("utf-8")
+
+
+def new_event_id() -> uuid.UUID:
+    """A fresh random event id."""
+    return uuid.uuid4()

@@ -1,0 +1,232 @@
+"""Kafka plumbing: topic set-up, an acks=all idempotent producer, and a consumer loop that
+commits only after the work is durable and sends poison messages to a dead-letter topic."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
+from kafka.admin import NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from shared import metrics
+from shared.settings import CommonSettings
+from shared.topics import dlq
+
+log = structlog.get_logger(__name__)
+
+
+class PoisonMessage(Exception):
+    """A message that can never be processed; it goes to the DLQ and the consumer moves on."""
+
+
+class ConsumerHalted(RuntimeError):
+    """Too many consecutive poison messages: stop rather than drain the topic into the DLQ."""
+
+
+class Outcome(enum.Enum):
+    """What a handler did with a message."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+
+
+def ensure_topics(settings: CommonSettings, topics: Iterable[str]) -> None:
+    """Create each topic and its DLQ if missing."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers, client_id="duban-admin"
+    )
+    try:
+        existing = set(admin.list_topics())
+        wanted = [name for topic in topics for name in (topic, dlq(topic))]
+        missing = [
+            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
+            for name in wanted
+            if name not in existing
+        ]
+        if missing:
+            # Another service may create it between our list and create.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+    finally:
+        admin.close()
+
+
+def make_producer(settings: CommonSettings, *, max_block_ms: int = 5_000) -> KafkaProducer:
+    """A producer that waits for all in-sync replicas and never duplicates on retry."""
+    return KafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        # Fail fast when the broker is unreachable so callers can answer 503 instead of hanging.
+        max_block_ms=max_block_ms,
+        request_timeout_ms=5_000,
+        delivery_timeout_ms=10_000,
+        client_id="duban",
+    )
+
+
+def publish(
+    producer: KafkaProducer, topic: str, key: str, value: bytes, *, timeout: float = 10.0
+) -> None:
+    """Send one message and block until the broker acknowledged it."""
+    started = time.perf_counter()
+    try:
+        producer.send(topic, key=key.encode("utf-8"), value=value).get(timeout=timeout)
+    except KafkaError:
+        metrics.PUBLISH_FAILURES.labels(topic).inc()
+        raise
+    metrics.PUBLISH_LATENCY.labels(topic).observe(time.perf_counter() - started)
+
+
+@dataclass
+class ConsumerLoop:
+    """Consumes one topic with manual commits.
+
+    The handler owns the transaction for each message: when it returns, the work is durable
+    and the offset may be committed. `PoisonMessage` (or a decoding error the handler maps to
+    it) sends the message to `<topic>-dlq` with its error; any other exception is transient:
+    the partition is rewound to the failed message and retried after a backoff.
+    """
+
+    settings: CommonSettings
+    topic: str
+    group_id: str
+    handler: Callable[[Any], Outcome]
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    poll_timeout_ms: int = 500
+    max_backoff_seconds: float = 10.0
+    lag_interval_seconds: float = 5.0
+    healthy: bool = False
+    _poison_streak: int = 0
+
+    def run(self) -> None:
+        """Consume until `stop_event` is set; raises `ConsumerHalted` on a poison flood."""
+        consumer = KafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            group_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.settings.consumer_session_timeout_ms,
+            heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
+            max_poll_records=200,
+            client_id=self.group_id,
+        )
+        dlq_producer = make_producer(self.settings)
+        backoff = 0.5
+        last_lag = 0.0
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    batch = consumer.poll(timeout_ms=self.poll_timeout_ms)
+                except KafkaError as exc:
+                    self.healthy = False
+                    log.warning("consumer.poll_failed", topic=self.topic, error=str(exc))
+                    self.stop_event.wait(backoff)
+                    backoff = min(backoff * 2, self.max_backoff_seconds)
+                    continue
+                self.healthy = True
+                if batch:
+                    if self._process_batch(consumer, dlq_producer, batch):
+                        backoff = 0.5
+                    else:
+                        self.stop_event.wait(backoff)
+                        backoff = min(backoff * 2, self.max_backoff_seconds)
+                if time.monotonic() - last_lag > self.lag_interval_seconds:
+                    last_lag = time.monotonic()
+                    self._record_lag(consumer)
+        finally:
+            self.healthy = False
+            dlq_producer.close(timeout=5)
+            consumer.close(autocommit=False)
+
+    def _process_batch(
+        self, consumer: KafkaConsumer, dlq_producer: KafkaProducer, batch: dict[Any, list[Any]]
+    ) -> bool:
+        """Handle a polled batch; returns False if a transient failure rewound a partition."""
+        done: dict[TopicPartition, int] = {}
+        failed_at: dict[TopicPartition, int] = {}
+        for tp, messages in batch.items():
+            for message in messages:
+                if self.stop_event.is_set():
+                    failed_at[tp] = message.offset
+                    break
+                try:
+                    outcome = self.handler(message)
+                except PoisonMessage as exc:
+                    self._dead_letter(dlq_producer, message, exc)
+                    outcome = None
+                except Exception as exc:
+                    log.warning(
+                        "consumer.transient_failure",
+                        topic=message.topic,
+                        partition=message.partition,
+                        offset=message.offset,
+                        error=repr(exc),
+                    )
+                    metrics.CONSUMER_MESSAGES.labels(self.topic, "retried").inc()
+                    failed_at[tp] = message.offset
+                    break
+                else:
+                    self._poison_streak = 0
+                    metrics.CONSUMER_MESSAGES.labels(self.topic, outcome.value).inc()
+                done[tp] = message.offset + 1
+            if tp in failed_at:
+                # Leave the rest of the batch for redelivery; later partitions still proceed.
+                continue
+        if done:
+            offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in done.items()}
+            try:
+                consumer.commit(offsets)
+            except KafkaError as exc:
+                # Work is durable and idempotent; a lost commit only means a harmless redelivery.
+                log.warning("consumer.commit_failed", topic=self.topic, error=str(exc))
+        for tp, offset in failed_at.items():
+            consumer.seek(tp, offset)
+        return not failed_at
+
+    def _dead_letter(self, producer: KafkaProducer, message: Any, exc: Exception) -> None:
+        self._poison_streak += 1
+        headers = [
+            ("error", str(exc)[:2000].encode("utf-8")),
+            ("source_topic", message.topic.encode()),
+            ("source_partition", str(message.partition).encode()),
+            ("source_offset", str(message.offset).encode()),
+        ]
+        producer.send(
+            dlq(message.topic), key=message.key, value=message.value, headers=headers
+        ).get(timeout=10)
+        metrics.CONSUMER_MESSAGES.labels(self.topic, "dlq").inc()
+        log.error(
+            "consumer.dead_lettered",
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            error=str(exc),
+        )
+        if self._poison_streak >= self.settings.poison_streak_limit:
+            raise ConsumerHalted(
+                f"{self._poison_streak} consecutive messages on {self.topic} were poison; "
+                "stopping instead of draining the topic into the DLQ"
+            )
+
+    def _record_lag(self, consumer: KafkaConsumer) -> None:
+        assigned = consumer.assignment()
+        if not assigned:
+            return
+        try:
+            ends = consumer.end_offsets(list(assigned))
+            for tp in assigned:
+                lag = max(0, ends.get(tp, 0) - consumer.position(tp))
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+        except KafkaError as exc:
+            log.debug("consumer.lag_unavailable", error=str(exc))
