@@ -1,0 +1,185 @@
+"""`make run`: the whole system on real parts, in the foreground until Ctrl-C.
+
+Starts an embedded Postgres (unless DATABASE_URL is set) and a Tansu broker (unless
+KAFKA_BOOTSTRAP_SERVERS is set), migrates, loads the demo catalog, writes demo credentials
+and runs intake, tracker and notifier as child processes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+
+from shared.clock import SHANGHAI
+from shared.devstack import port_open, start_broker, start_postgres, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+DEMO_DOCUMENT = Path(__file__).parent / "tracker" / "demo" / "2022_key_tasks.txt"
+SERVICES = {"intake": 8001, "tracker": 8002, "notifier": 8003}
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)  # noqa: T201 - this is the console
+
+
+def _demo_offset(year: int) -> float:
+    """Seconds that move today onto the same calendar day of the demo document's year."""
+    now = dt.datetime.now(SHANGHAI)
+    day = min(now.day, 28) if now.month == 2 else now.day
+    target = now.replace(year=year, day=day)
+    return (target - now).total_seconds()
+
+
+def _prepare(env: dict[str, str]) -> dict[str, str]:
+    """Migrate, import the demo catalog and issue demo keys; returns the credentials."""
+    from services.tracker.catalog.parsing import parse_document
+    from services.tracker.catalog.readers import read_document_text
+    from services.tracker.importer import import_document
+    from services.tracker.keys import create_key
+    from services.tracker.orm import ApiKey, Task
+    from shared.apikeys import hash_key
+    from shared.clock import OffsetClock
+    from shared.db import UnitOfWork, make_engine, make_session_factory
+    from shared.migrations import upgrade_head
+    from sqlalchemy import func, select
+
+    url = env["DATABASE_URL"]
+    upgrade_head(ROOT / "services" / "tracker" / "migrations", url)
+    upgrade_head(ROOT / "services" / "notifier" / "migrations", url)
+    factory = make_session_factory(make_engine(url, pool_size=1))
+    clock = OffsetClock(dt.timedelta(seconds=float(env["DUBAN_CLOCK_OFFSET_SECONDS"])))
+    credentials_path = VAR / "local" / "credentials.json"
+    with UnitOfWork(factory) as uow:
+        if not uow.session.execute(select(func.count()).select_from(Task)).scalar_one():
+            text, fmt = read_document_text(DEMO_DOCUMENT.read_bytes(), DEMO_DOCUMENT.name)
+            result = import_document(uow.session, parse_document(text, fmt=fmt), now=clock.now())
+            _say(f"已导入演示任务 {len(result.added)} 项 (demo catalog imported)")
+        if credentials_path.exists():
+            saved: dict[str, object] = json.loads(credentials_path.read_text("utf-8"))
+            units = saved.get("units", {})
+            plaintexts = [*units.values(), saved.get("supervisor"), saved.get("admin")]  # type: ignore[union-attr]
+            known = {
+                h for (h,) in uow.session.execute(
+                    select(ApiKey.key_hash).where(ApiKey.revoked_at.is_(None)))
+            }
+            if all(isinstance(p, str) and hash_key(p) in known for p in plaintexts):
+                uow.commit()
+                return {k: v for k, v in saved.items() if isinstance(v, str)}
+        lead_units = sorted({
+            a.unit.name for t in uow.session.execute(select(Task)).scalars()
+            for a in t.assignments if a.role == "lead" and a.unit.kind == "agency"
+        })
+        now = clock.now()
+        credentials: dict[str, object] = {
+            "units": {
+                unit: create_key(uow.session, role="unit", unit_name=unit, label="演示",
+                                 expires_at=None, now=now).plaintext
+                for unit in lead_units
+            },
+            "supervisor": create_key(uow.session, role="supervisor", unit_name=None,
+                                     label="演示 督查室", expires_at=None, now=now).plaintext,
+            "admin": create_key(uow.session, role="admin", unit_name=None, label="演示 管理员",
+                                expires_at=None, now=now).plaintext,
+        }
+        uow.commit()
+    credentials_path.parent.mkdir(parents=True, exist_ok=True)
+    credentials_path.write_text(json.dumps(credentials, ensure_ascii=False, indent=2), "utf-8")
+    credentials_path.chmod(0o600)
+    return {k: v for k, v in credentials.items() if isinstance(v, str)}
+
+
+def main() -> None:
+    """Run the local stack until interrupted."""
+    (VAR / "log").mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    broker = None
+    if not env.get("DATABASE_URL"):
+        postgres = start_postgres(VAR / "pgdata")
+        env["DATABASE_URL"] = postgres.create_database("duban")
+        _say(f"嵌入式 Postgres: {VAR / 'pgdata'}")
+    if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+        port = 9092 if not port_open("127.0.0.1", 9092) else free_port()
+        broker = start_broker(port, log_path=VAR / "log" / "tansu.log")
+        env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap
+        _say(f"Tansu 消息代理 (memory only): {broker.bootstrap}")
+    env.setdefault("DUBAN_CLOCK_OFFSET_SECONDS", str(_demo_offset(2022)))
+    env.setdefault("DUBAN_ENV", "development")
+    credentials = _prepare(env)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    for name in SERVICES:
+        log = open(VAR / "log" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        children[name] = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", f"services.{name}.main"], env=env, stdout=log, stderr=log,
+            cwd=ROOT,
+        )
+    stopping = False
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        for name, port in SERVICES.items():
+            _wait_healthy(name, port, children[name])
+        demo_now = dt.datetime.now(SHANGHAI) + dt.timedelta(
+            seconds=float(env["DUBAN_CLOCK_OFFSET_SECONDS"]))
+        _say(
+            "\n督办 Duban 已启动 (running):\n"
+            "  intake   http://127.0.0.1:8001  (POST /v1/reports)\n"
+            "  tracker  http://127.0.0.1:8002  (GET /v1/tasks)\n"
+            "  notifier http://127.0.0.1:8003  (GET /v1/notifications)\n"
+            "  metrics  /metrics on each; docs at /docs\n"
+            f"  演示时钟 (demo clock): {demo_now:%Y-%m-%d %H:%M} Asia/Shanghai\n"
+            f"  演示密钥 (demo keys):  {VAR / 'local' / 'credentials.json'}\n"
+            f"  日志 (logs):           {VAR / 'log'}/\n"
+            f"  督查室密钥 supervisor key: {credentials.get('supervisor', '')[:16]}…\n"
+            "按 Ctrl-C 停止 (Ctrl-C to stop)."
+        )
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    _say(f"{name} 已退出 (exited with {child.returncode}); 见 var/log/{name}.log")
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.terminate()
+        for child in children.values():
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if broker is not None:
+            broker.stop()
+        _say("已停止 (stopped).")
+
+
+def _wait_healthy(name: str, port: int, child: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise SystemExit(f"{name} 启动失败 (failed to start); 见 var/log/{name}.log")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{name} 未就绪 (not ready after 60s); 见 var/log/{name}.log")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""`duban`: the tracker's command line (import documents, manage API keys, migrate)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from services.tracker.settings import TrackerSettings
+
+app = typer.Typer(help="督办 (Duban) 命令行", no_args_is_help=True, add_completion=False)
+keys_app = typer.Typer(help="API 密钥管理", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _uow(settings: TrackerSettings):  # type: ignore[no-untyped-def]
+    from shared.db import UnitOfWork, make_engine, make_session_factory
+
+    return UnitOfWork(make_session_factory(make_engine(settings.sqlalchemy_url, pool_size=1)))
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Apply the tracker's and the notifier's database migrations."""
+    from services.notifier import migrate as notifier_migrate
+    from services.tracker import migrate as tracker_migrate
+
+    tracker_migrate.main()
+    notifier_migrate.main()
+    typer.echo("数据库迁移完成 (migrations applied)")
+
+
+@app.command("import")
+def import_document(
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="文件 (.txt/.docx/.xlsx)")
+    ],
+    year: Annotated[int | None, typer.Option(help="文件年度，默认从标题或日期读取")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="只解析，不写入")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="输出 JSON")] = False,
+) -> None:
+    """Read a task-division document into the catalog."""
+    from services.tracker.catalog.errors import CatalogError
+    from services.tracker.catalog.parsing import parse_document
+    from services.tracker.catalog.readers import read_document_text
+    from services.tracker.importer import import_document as store
+
+    try:
+        text, fmt = read_document_text(path.read_bytes(), path.name)
+        parsed = parse_document(text, fmt=fmt, year=year)
+    except CatalogError as exc:
+        typer.echo(f"错误 (error): {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if dry_run:
+        if as_json:
+            json.dump(parsed.to_json_dict(), sys.stdout, ensure_ascii=False, indent=2)
+            typer.echo()
+        else:
+            _print_summary(parsed)
+        return
+    settings = TrackerSettings()
+    with _uow(settings) as uow:
+        result = store(uow.session, parsed, now=settings.clock().now())
+        uow.commit()
+    if as_json:
+        json.dump(
+            {"import": result.to_json_dict(), **parsed.to_json_dict()},
+            sys.stdout,
+            ensure_ascii=False,
+            indent=2,
+            default=str,
+        )
+        typer.echo()
+        return
+    _print_summary(parsed)
+    typer.echo(
+        f"写入：新增 {len(result.added)} 项，更新 {len(result.changed)} 项，"
+        f"未变 {len(result.unchanged)} 项，文件中已无 {len(result.missing)} 项"
+    )
+    for code, fields in result.changed:
+        typer.echo(f"  更新 {code}: {', '.join(fields)}")
+    for code in result.missing:
+        typer.echo(f"  文件中已无 {code}（保留历史，未删除）")
+
+
+def _print_summary(parsed: object) -> None:
+    from services.tracker.catalog.model import ParsedDocument
+    from services.tracker.importer import summarise
+
+    assert isinstance(parsed, ParsedDocument)
+    typer.echo(
+        f"《{parsed.title}》 {parsed.year} 年，格式 {parsed.format}，"
+        f"任务 {len(parsed.tasks)} 项，规划目标 {len(parsed.goals)} 项"
+    )
+    for heading, counts in (
+        ("按主要任务", "section"),
+        ("按牵头单位", "lead_unit"),
+        ("按时限类型", "deadline_kind"),
+    ):
+        typer.echo(f"{heading}:")
+        for name, count in summarise(parsed)[counts].most_common():
+            typer.echo(f"  {name}: {count}")
+    if parsed.warnings:
+        typer.echo(f"警告 {len(parsed.warnings)} 条:")
+        for warning in parsed.warnings:
+            where = f"第 {warning.line} 行" if warning.line else "全文"
+            typer.echo(f"  {where}: {warning.message}")
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="unit / supervisor / leader / admin / operator")],
+    unit: Annotated[str | None, typer.Option(help="单位名称（unit 角色必填）")] = None,
+    label: Annotated[str, typer.Option(help="备注")] = "",
+    days: Annotated[int | None, typer.Option(help="有效天数，默认不过期")] = None,
+) -> None:
+    """Create an API key; the key is printed once and only its hash is kept."""
+    from services.tracker.keys import UnknownKeyOrUnit, create_key
+
+    settings = TrackerSettings()
+    now = settings.clock().now()
+    expires = now + dt.timedelta(days=days) if days else None
+    try:
+        with _uow(settings) as uow:
+            issued = create_key(
+                uow.session, role=role, unit_name=unit, label=label, expires_at=expires, now=now
+            )
+            uow.commit()
+    except (UnknownKeyOrUnit, ValueError) as exc:
+        typer.echo(f"错误 (error): {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"key_id: {issued.key_id}")
+    typer.echo(f"key:    {issued.plaintext}")
+    typer.echo("请妥善保存：密钥只显示这一次。")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (never their secrets)."""
+    from services.tracker.keys import list_keys
+
+    with _uow(TrackerSettings()) as uow:
+        for key in list_keys(uow.session):
+            state = "已吊销" if key.revoked_at else "有效"
+            unit = key.unit.name if key.unit else "-"
+            expires = key.expires_at.isoformat() if key.expires_at else "不过期"
+            typer.echo(f"{key.key_id}\t{key.role}\t{unit}\t{state}\t{expires}\t{key.label}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="密钥编号 key_id")]) -> None:
+    """Revoke an API key; intake stops accepting it within seconds."""
+    from services.tracker.keys import UnknownKeyOrUnit, revoke_key
+
+    settings = TrackerSettings()
+    try:
+        with _uow(settings) as uow:
+            revoke_key(uow.session, key_id=key_id, now=settings.clock().now())
+            uow.commit()
+    except UnknownKeyOrUnit as exc:
+        typer.echo(f"错误 (error): {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"已吊销 {key_id}")

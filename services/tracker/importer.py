@@ -1,0 +1,234 @@
+"""Write a parsed task-division document into the catalog: insert, update, and say what."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.tracker.catalog.model import ParsedDocument, ParsedTask
+from services.tracker.catalog.units import unit_kind
+from services.tracker.orm import Document, Milestone, PlanGoal, Target, Task, TaskUnit, Unit
+from services.tracker.service import publish_assignment
+
+
+@dataclass
+class ImportResult:
+    """What an import did."""
+
+    document_code: str
+    added: list[str] = field(default_factory=list)
+    changed: list[tuple[str, list[str]]] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    goals_added: int = 0
+    units_created: list[str] = field(default_factory=list)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON form for the API and `duban import --json`."""
+        return {
+            "document_code": self.document_code,
+            "added": self.added,
+            "changed": [{"code": code, "fields": fields} for code, fields in self.changed],
+            "unchanged": len(self.unchanged),
+            "missing": self.missing,
+            "goals_added": self.goals_added,
+            "units_created": self.units_created,
+        }
+
+
+def _task_fields(task: ParsedTask) -> dict[str, Any]:
+    """The comparable catalog fields of a parsed task."""
+    return {
+        "section": task.section,
+        "item": task.item,
+        "text": task.text,
+        "text_original": task.text_original,
+        "leaders": list(task.leaders),
+        "lead_units": list(task.lead_units),
+        "co_units": list(task.co_units),
+        "deadline": (
+            task.deadline.text,
+            task.deadline.kind,
+            task.deadline.due,
+            task.deadline.cadence,
+            task.deadline.summary_due,
+        ),
+        "milestones": [(m.text, m.due) for m in task.milestones],
+        "targets": [(t.indicator, Decimal(t.value).normalize(), t.unit) for t in task.targets],
+    }
+
+
+def _stored_fields(task: Task) -> dict[str, Any]:
+    """The same fields as stored."""
+    return {
+        "section": task.section,
+        "item": task.item,
+        "text": task.text,
+        "text_original": task.text_original,
+        "leaders": list(task.leaders),
+        "lead_units": task.lead_units,
+        "co_units": task.co_units,
+        "deadline": (
+            task.deadline_text,
+            task.deadline_kind,
+            task.due_date,
+            task.cadence,
+            task.summary_due,
+        ),
+        "milestones": [(m.text, m.due_date) for m in task.milestones],
+        "targets": [(t.indicator, Decimal(t.value).normalize(), t.unit) for t in task.targets],
+    }
+
+
+class _Units:
+    """Finds or creates units by name within one import."""
+
+    def __init__(self, session: Session, result: ImportResult) -> None:
+        self.session = session
+        self.result = result
+        self.cache = {u.name: u for u in session.execute(select(Unit)).scalars()}
+
+    def get(self, name: str) -> Unit:
+        unit = self.cache.get(name)
+        if unit is None:
+            unit = Unit(name=name, kind=unit_kind(name))
+            self.session.add(unit)
+            self.session.flush()
+            self.cache[name] = unit
+            self.result.units_created.append(name)
+        return unit
+
+
+def _apply(task: Task, parsed: ParsedTask, units: _Units, year: int) -> None:
+    task.section = parsed.section
+    task.item = parsed.item
+    task.text = parsed.text
+    task.text_original = parsed.text_original
+    task.source_line = parsed.line
+    task.leaders = list(parsed.leaders)
+    task.deadline_text = parsed.deadline.text
+    task.deadline_kind = parsed.deadline.kind
+    task.due_date = parsed.deadline.due
+    task.cadence = parsed.deadline.cadence
+    task.summary_due = parsed.deadline.summary_due
+    task.start_date = dt.date(year, 1, 1)
+    wanted = [(units.get(n), "lead") for n in parsed.lead_units]
+    wanted += [(units.get(n), "co") for n in parsed.co_units if n not in parsed.lead_units]
+    if [(a.unit_id, a.role) for a in task.assignments] != [(u.id, r) for u, r in wanted]:
+        task.assignments.clear()
+        units.session.flush()
+        task.assignments.extend(
+            TaskUnit(unit_id=u.id, unit=u, role=role, position=i)
+            for i, (u, role) in enumerate(wanted)
+        )
+    if [(m.text, m.due_date) for m in task.milestones] != [
+        (m.text, m.due) for m in parsed.milestones
+    ]:
+        done = {m.text: m.done_at for m in task.milestones}
+        task.milestones[:] = [
+            Milestone(position=i, text=m.text, due_date=m.due, done_at=done.get(m.text))
+            for i, m in enumerate(parsed.milestones)
+        ]
+    stored_targets = [(t.indicator, Decimal(t.value).normalize(), t.unit) for t in task.targets]
+    parsed_targets = [(t.indicator, Decimal(t.value).normalize(), t.unit) for t in parsed.targets]
+    if stored_targets != parsed_targets:
+        actual = {t.indicator: t.actual for t in task.targets}
+        task.targets[:] = [
+            Target(
+                position=i,
+                indicator=t.indicator,
+                value=t.value,
+                unit=t.unit,
+                actual=actual.get(t.indicator),
+            )
+            for i, t in enumerate(parsed.targets)
+        ]
+
+
+def import_document(session: Session, parsed: ParsedDocument, *, now: dt.datetime) -> ImportResult:
+    """Insert new tasks, update changed ones (reports stay attached), report the rest."""
+    result = ImportResult(document_code=parsed.code)
+    document = session.execute(
+        select(Document).where(Document.code == parsed.code)
+    ).scalar_one_or_none()
+    if document is None:
+        document = Document(
+            code=parsed.code,
+            imported_at=now,
+            title=parsed.title,
+            year=parsed.year,
+            format=parsed.format,
+            kind=parsed.kind,
+            updated_at=now,
+        )
+        session.add(document)
+        session.flush()
+    document.title, document.year, document.format = parsed.title, parsed.year, parsed.format
+    document.kind, document.updated_at = parsed.kind, now
+
+    units = _Units(session, result)
+    existing = {
+        t.code: t
+        for t in session.execute(select(Task).where(Task.document_id == document.id)).scalars()
+    }
+    for parsed_task in parsed.tasks:
+        task = existing.pop(parsed_task.code, None)
+        if task is None:
+            task = Task(
+                code=parsed_task.code,
+                document_id=document.id,
+                status="not_started",
+                percent=0,
+                light="green",
+                light_reasons=[],
+                days_overdue=0,
+            )
+            session.add(task)
+            _apply(task, parsed_task, units, parsed.year)
+            result.added.append(parsed_task.code)
+        else:
+            before, after = _stored_fields(task), _task_fields(parsed_task)
+            changed = [name for name in after if before[name] != after[name]]
+            if not changed:
+                result.unchanged.append(parsed_task.code)
+                continue
+            _apply(task, parsed_task, units, parsed.year)
+            result.changed.append((parsed_task.code, changed))
+        # Evaluate at the next scan tick, and tell intake who may report on it.
+        task.next_evaluation_at = now
+        session.flush()
+        publish_assignment(session, task, now=now)
+    # Tasks no longer in the document keep their history; the office decides what to do.
+    result.missing = sorted(existing)
+
+    goals = {
+        g.code: g
+        for g in session.execute(
+            select(PlanGoal).where(PlanGoal.document_id == document.id)
+        ).scalars()
+    }
+    for goal in parsed.goals:
+        row = goals.get(goal.code)
+        if row is None:
+            row = PlanGoal(code=goal.code, document_id=document.id)
+            session.add(row)
+            result.goals_added += 1
+        row.section, row.item, row.title = goal.section, goal.item, goal.title
+        row.text, row.text_original = goal.text, goal.text_original
+        row.start_year, row.end_year = goal.start_year, goal.end_year
+    return result
+
+
+def summarise(parsed: ParsedDocument) -> dict[str, Counter[str]]:
+    """Counts per section, per lead unit and per deadline kind, for the human summary."""
+    return {
+        "section": Counter(t.section or "（无）" for t in parsed.tasks),
+        "lead_unit": Counter(u for t in parsed.tasks for u in t.lead_units or ("（无）",)),
+        "deadline_kind": Counter(t.deadline.kind for t in parsed.tasks),
+    }

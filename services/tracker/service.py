@@ -1,0 +1,230 @@
+"""Tracker use cases. Each takes the caller's session: the caller owns the transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from services.tracker import metrics, outbox
+from services.tracker.assessment import assess, period_for_report
+from services.tracker.orm import ApiKey, ProcessedEvent, Report, Task, Unit
+from shared import topics
+from shared.events import (
+    ApiKeyPublished,
+    ProgressReportSubmitted,
+    TaskAssignmentPublished,
+    TaskLightChanged,
+    new_event_id,
+)
+from shared.kafka import Outcome, PoisonMessage
+
+log = structlog.get_logger(__name__)
+
+ACCEPTING_STATUSES = frozenset({"not_started", "in_progress", "returned"})
+
+
+class UnknownTask(PoisonMessage):
+    """A report names a task the catalog does not hold."""
+
+
+class UnknownUnit(PoisonMessage):
+    """A report names a unit the catalog does not hold."""
+
+
+@dataclass(frozen=True)
+class MessagePosition:
+    """Where a consumed message came from, recorded with the processed event."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def mark_processed(session: Session, event_id: uuid.UUID, position: MessagePosition) -> bool:
+    """Record the event as processed; False if it already was (a redelivery)."""
+    inserted = session.execute(
+        insert(ProcessedEvent)
+        .values(
+            event_id=event_id,
+            topic=position.topic,
+            partition=position.partition,
+            offset=position.offset,
+        )
+        .on_conflict_do_nothing(index_elements=[ProcessedEvent.event_id])
+        .returning(ProcessedEvent.event_id)
+    ).first()
+    return inserted is not None
+
+
+def apply_report(
+    session: Session,
+    event: ProgressReportSubmitted,
+    *,
+    position: MessagePosition,
+    now: dt.datetime,
+) -> Outcome:
+    """Store a report in the task's history and update the task's state and light."""
+    if not mark_processed(session, event.event_id, position):
+        return Outcome.DUPLICATE
+    task = session.execute(
+        select(Task).where(Task.code == event.task_code).with_for_update()
+    ).scalar_one_or_none()
+    if task is None:
+        raise UnknownTask(f"未知任务 (unknown task): {event.task_code}")
+    unit = session.execute(select(Unit).where(Unit.name == event.unit)).scalar_one_or_none()
+    if unit is None:
+        raise UnknownUnit(f"未知单位 (unknown unit): {event.unit}")
+    role = next((a.role for a in task.assignments if a.unit_id == unit.id), "none")
+    if role == "none":
+        # Intake authorised it against the directory it had; keep the record, flag the drift.
+        log.warning("report.unit_no_longer_assigned", task=task.code, unit=unit.name)
+    report = event.report
+    period = period_for_report(task, period=report.period, submitted_at=event.occurred_at)
+    session.add(
+        Report(
+            event_id=event.event_id,
+            task_id=task.id,
+            unit_id=unit.id,
+            role=role,
+            period=period,
+            percent=report.percent,
+            summary=report.summary,
+            blockers=report.blockers,
+            next_steps=report.next_steps,
+            payload=report.model_dump(mode="json"),
+            submitted_at=event.occurred_at,
+        )
+    )
+    if role == "lead":
+        # The lead unit's report is the task's consolidated report.
+        task.percent = report.percent
+        task.last_report_has_blockers = bool(report.blockers)
+        done = {m.milestone for m in report.milestones if m.done}
+        for milestone in task.milestones:
+            if milestone.text in done and milestone.done_at is None:
+                milestone.done_at = event.occurred_at
+        actuals = {i.indicator: i.value for i in report.indicators}
+        for target in task.targets:
+            if target.indicator in actuals:
+                target.actual = actuals[target.indicator]
+        if period is not None and period not in task.reported_periods:
+            task.reported_periods = [*task.reported_periods, period]
+        if task.status in ("not_started", "returned"):
+            task.status = "in_progress"
+    task.last_report_at = max(filter(None, (task.last_report_at, event.occurred_at)))
+    metrics.REPORTS_APPLIED.labels(role).inc()
+    reevaluate(session, task, now=now)
+    return Outcome.APPLIED
+
+
+def reevaluate(session: Session, task: Task, *, now: dt.datetime) -> bool:
+    """Recompute the task's light; emit one event through the outbox if it changed."""
+    assessment = assess(task, now=now)
+    task.next_evaluation_at = assessment.next_evaluation_at
+    task.days_overdue = assessment.days_overdue
+    task.light_reasons = list(assessment.reasons)
+    task.red_since = assessment.red_since
+    if assessment.light == task.light:
+        return False
+    previous = task.light
+    task.light = assessment.light
+    task.light_changed_at = now
+    outbox.add(
+        session,
+        topic=topics.TASK_EVENTS,
+        key=task.code,
+        event=TaskLightChanged(
+            event_id=new_event_id(),
+            occurred_at=now,
+            task_code=task.code,
+            title=task.text,
+            section=task.section,
+            light=assessment.light,
+            previous_light=previous,  # type: ignore[arg-type]
+            reasons=list(assessment.reasons),
+            status=task.status,
+            due=task.effective_due,
+            days_overdue=assessment.days_overdue,
+            red_since=assessment.red_since,
+            lead_units=task.lead_units,
+            co_units=task.co_units,
+            leaders=list(task.leaders),
+        ),
+    )
+    metrics.LIGHT_CHANGES.labels(assessment.light).inc()
+    return True
+
+
+def scan_due_tasks(session: Session, *, now: dt.datetime, batch_size: int) -> int:
+    """Re-evaluate tasks whose next evaluation time has come; safe across replicas."""
+    tasks: Sequence[Task] = (
+        session.execute(
+            select(Task)
+            .where(Task.next_evaluation_at <= now)
+            .order_by(Task.next_evaluation_at)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True, of=Task)
+        )
+        .scalars()
+        .all()
+    )
+    for task in tasks:
+        reevaluate(session, task, now=now)
+    return len(tasks)
+
+
+def schedule_all(session: Session, *, now: dt.datetime) -> None:
+    """Make every open task due for evaluation now (after an import or a policy change)."""
+    for task in session.execute(select(Task).where(Task.status != "closed")).scalars():
+        task.next_evaluation_at = now
+
+
+def directory_snapshot(session: Session, *, now: dt.datetime) -> None:
+    """Queue the whole directory (keys and task assignments) for intake."""
+    for key in session.execute(select(ApiKey)).scalars():
+        publish_key(session, key, now=now)
+    for task in session.execute(select(Task)).scalars():
+        publish_assignment(session, task, now=now)
+
+
+def publish_key(session: Session, key: ApiKey, *, now: dt.datetime) -> None:
+    """Queue one key's directory entry."""
+    outbox.add(
+        session,
+        topic=topics.DIRECTORY,
+        key=f"key:{key.key_id}",
+        event=ApiKeyPublished(
+            event_id=new_event_id(),
+            occurred_at=now,
+            key_id=key.key_id,
+            key_hash=key.key_hash,
+            role=key.role,  # type: ignore[arg-type]
+            unit=key.unit.name if key.unit else None,
+            expires_at=key.expires_at,
+            revoked=key.revoked_at is not None,
+        ),
+    )
+
+
+def publish_assignment(session: Session, task: Task, *, now: dt.datetime) -> None:
+    """Queue one task's directory entry."""
+    outbox.add(
+        session,
+        topic=topics.DIRECTORY,
+        key=f"task:{task.code}",
+        event=TaskAssignmentPublished(
+            event_id=new_event_id(),
+            occurred_at=now,
+            task_code=task.code,
+            lead_units=task.lead_units,
+            co_units=task.co_units,
+            accepting_reports=task.status in ACCEPTING_STATUSES,
+        ),
+    )

@@ -1,0 +1,16 @@
+"""Tracker settings (env prefix DUBAN_)."""
+
+from shared.settings import CommonSettings
+
+
+class TrackerSettings(CommonSettings):
+    """Everything the tracker reads from its environment."""
+
+    host: str = "127.0.0.1"
+    port: int = 8002
+    consumer_group: str = "tracker"
+    scan_interval_seconds: float = 30.0
+    scan_batch_size: int = 500
+    outbox_poll_seconds: float = 0.2
+    directory_refresh_seconds: float = 300.0
+    run_workers: bool = True

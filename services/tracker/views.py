@@ -1,0 +1,141 @@
+"""Response models of the tracker API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from services.tracker.orm import Report, Task
+
+
+class MilestoneView(BaseModel):
+    """A milestone and whether it is done."""
+
+    text: str
+    due: dt.date | None
+    done_at: dt.datetime | None
+
+
+class TargetView(BaseModel):
+    """A numeric target and the latest reported value."""
+
+    indicator: str
+    value: Decimal
+    unit: str | None
+    actual: Decimal | None
+
+
+class ReportView(BaseModel):
+    """One stored progress report."""
+
+    event_id: uuid.UUID
+    unit: str
+    role: str
+    period: str | None
+    percent: int
+    summary: str
+    blockers: str | None
+    next_steps: str | None
+    submitted_at: dt.datetime
+    received_at: dt.datetime
+    details: dict[str, Any]
+
+
+class TaskSummary(BaseModel):
+    """A task as listed."""
+
+    code: str
+    section: str | None
+    item: str | None
+    text: str
+    lead_units: list[str]
+    co_units: list[str]
+    leaders: list[str]
+    deadline_text: str
+    deadline_kind: str
+    due: dt.date | None
+    original_due: dt.date | None
+    status: str
+    percent: int
+    light: str
+    light_reasons: list[str]
+    days_overdue: int
+    last_report_at: dt.datetime | None
+
+
+class TaskDetail(TaskSummary):
+    """A task with its milestones, targets and full report history."""
+
+    text_original: str | None
+    cadence: str | None
+    milestones: list[MilestoneView]
+    targets: list[TargetView]
+    reports: list[ReportView]
+
+
+class TaskPage(BaseModel):
+    """A page of tasks."""
+
+    items: list[TaskSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+def task_summary(task: Task) -> dict[str, Any]:
+    """Fields shared by the list and detail views."""
+    return {
+        "code": task.code,
+        "section": task.section,
+        "item": task.item,
+        "text": task.text,
+        "lead_units": task.lead_units,
+        "co_units": task.co_units,
+        "leaders": list(task.leaders),
+        "deadline_text": task.deadline_text,
+        "deadline_kind": task.deadline_kind,
+        "due": task.effective_due,
+        "original_due": task.due_date,
+        "status": task.status,
+        "percent": task.percent,
+        "light": task.light,
+        "light_reasons": list(task.light_reasons),
+        "days_overdue": task.days_overdue,
+        "last_report_at": task.last_report_at,
+    }
+
+
+def task_detail(task: Task, reports: list[Report]) -> TaskDetail:
+    """The detail view of a task."""
+    return TaskDetail(
+        **task_summary(task),
+        text_original=task.text_original,
+        cadence=task.cadence,
+        milestones=[
+            MilestoneView(text=m.text, due=m.due_date, done_at=m.done_at) for m in task.milestones
+        ],
+        targets=[
+            TargetView(indicator=t.indicator, value=t.value, unit=t.unit, actual=t.actual)
+            for t in task.targets
+        ],
+        reports=[
+            ReportView(
+                event_id=r.event_id,
+                unit=r.unit.name,
+                role=r.role,
+                period=r.period,
+                percent=r.percent,
+                summary=r.summary,
+                blockers=r.blockers,
+                next_steps=r.next_steps,
+                submitted_at=r.submitted_at,
+                received_at=r.received_at,
+                details=r.payload,
+            )
+            for r in reports
+        ],
+    )

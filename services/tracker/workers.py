@@ -1,0 +1,195 @@
+"""The tracker's background work: report consumer, outbox relay and scheduled scan."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from kafka import KafkaProducer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.tracker import metrics, outbox
+from services.tracker.consumer import make_report_handler
+from services.tracker.orm import Task, TaskUnit, Unit
+from services.tracker.service import directory_snapshot, scan_due_tasks
+from services.tracker.settings import TrackerSettings
+from shared import topics
+from shared.clock import Clock
+from shared.db import UnitOfWork
+from shared.kafka import ConsumerHalted, ConsumerLoop, ensure_topics, make_producer
+
+log = structlog.get_logger(__name__)
+
+
+def scan_once(session_factory: sessionmaker[Session], *, now: dt.datetime, batch_size: int) -> int:
+    """One scan tick in one transaction per batch; returns tasks evaluated."""
+    total = 0
+    started = time.perf_counter()
+    while True:
+        with UnitOfWork(session_factory) as uow:
+            count = scan_due_tasks(uow.session, now=now, batch_size=batch_size)
+            uow.commit()
+        total += count
+        if count < batch_size:
+            break
+    metrics.SCAN_DURATION.observe(time.perf_counter() - started)
+    metrics.SCAN_TASKS.inc(total)
+    metrics.SCAN_LAST_SUCCESS.set(time.time())
+    return total
+
+
+def publish_directory(session_factory: sessionmaker[Session], *, now: dt.datetime) -> None:
+    """Queue a full directory snapshot for intake."""
+    with UnitOfWork(session_factory) as uow:
+        directory_snapshot(uow.session, now=now)
+        uow.commit()
+
+
+def refresh_business_gauges(session_factory: sessionmaker[Session]) -> None:
+    """Recompute the task-by-light gauges from the database."""
+    with UnitOfWork(session_factory) as uow:
+        rows = uow.session.execute(
+            select(Task.light, Unit.name, func.count())
+            .join(TaskUnit, TaskUnit.task_id == Task.id)
+            .join(Unit, Unit.id == TaskUnit.unit_id)
+            .where(TaskUnit.role == "lead")
+            .group_by(Task.light, Unit.name)
+        ).all()
+        leaders = uow.session.execute(
+            select(func.unnest(Task.leaders), func.count())
+            .where(Task.light == "red")
+            .group_by(func.unnest(Task.leaders))
+        ).all()
+    metrics.TASKS_BY_LIGHT.clear()
+    for light, unit, count in rows:
+        metrics.TASKS_BY_LIGHT.labels(light, unit).set(count)
+    metrics.OVERDUE_BY_LEADER.clear()
+    for leader, count in leaders:
+        metrics.OVERDUE_BY_LEADER.labels(leader).set(count)
+    metrics.OUTBOX_BACKLOG.set(outbox.backlog(session_factory))
+
+
+class TrackerWorkers:
+    """Starts and stops the consumer, relay and scheduler threads."""
+
+    def __init__(
+        self,
+        settings: TrackerSettings,
+        session_factory: sessionmaker[Session],
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.session_factory = session_factory
+        self.clock = clock
+        self.stop_event = threading.Event()
+        self.consumer = ConsumerLoop(
+            settings=settings,
+            topic=topics.PROGRESS_REPORTS,
+            group_id=settings.consumer_group,
+            handler=make_report_handler(session_factory, clock),
+            stop_event=self.stop_event,
+        )
+        self.halted: str | None = None
+        self.scheduler = BackgroundScheduler(timezone="Asia/Shanghai")
+        self._threads: list[threading.Thread] = []
+        self._producer: KafkaProducer | None = None
+
+    def start(self) -> None:
+        """Create topics, then start every background thread and job."""
+        ensure_topics(self.settings, topics.ALL)
+        self._producer = make_producer(self.settings)
+        publish_directory(self.session_factory, now=self.clock.now())
+        self._spawn("report-consumer", self._consume)
+        self._spawn("outbox-relay", self._relay)
+        now = dt.datetime.now(dt.UTC)
+        self.scheduler.add_job(
+            self._scan,
+            "interval",
+            seconds=self.settings.scan_interval_seconds,
+            id="scan",
+            next_run_time=now,
+            max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self._refresh_directory,
+            "interval",
+            seconds=self.settings.directory_refresh_seconds,
+            id="directory",
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self._refresh_gauges,
+            "interval",
+            seconds=15,
+            id="gauges",
+            next_run_time=now,
+            coalesce=True,
+        )
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Stop the threads and wait for them."""
+        self.stop_event.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        for thread in self._threads:
+            thread.join(timeout=15)
+        if self._producer is not None:
+            self._producer.close(timeout=5)
+
+    @property
+    def ready(self) -> bool:
+        """True while the consumer is connected and not halted."""
+        return self.halted is None and self.consumer.healthy
+
+    def _spawn(self, name: str, target: object) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
+        thread.start()
+        self._threads.append(thread)
+
+    def _consume(self) -> None:
+        try:
+            self.consumer.run()
+        except ConsumerHalted as exc:
+            self.halted = str(exc)
+            log.critical("consumer.halted", reason=str(exc))
+
+    def _relay(self) -> None:
+        assert self._producer is not None
+        outbox.run_relay(
+            self.session_factory,
+            self._producer,
+            stop_event=self.stop_event,
+            poll_seconds=self.settings.outbox_poll_seconds,
+            clock=self.clock,
+        )
+
+    def _scan(self) -> None:
+        try:
+            scan_once(
+                self.session_factory,
+                now=self.clock.now(),
+                batch_size=self.settings.scan_batch_size,
+            )
+        except Exception:
+            log.exception("scan.failed")
+
+    def _refresh_directory(self) -> None:
+        try:
+            publish_directory(self.session_factory, now=self.clock.now())
+            outbox.purge_published(
+                self.session_factory, older_than=self.clock.now() - dt.timedelta(days=7)
+            )
+        except Exception:
+            log.exception("directory.refresh_failed")
+
+    def _refresh_gauges(self) -> None:
+        try:
+            refresh_business_gauges(self.session_factory)
+        except Exception:
+            log.exception("gauges.refresh_failed")
