@@ -1,0 +1,1 @@
+"""Format-specific parsers: responsibility table, inline clauses, district plan, five-year plan."""
