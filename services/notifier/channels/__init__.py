@@ -1,0 +1,23 @@
+"""Delivery channels: webhook, SMTP e-mail, WeCom and DingTalk group robots."""
+
+from services.notifier.channels.base import (
+    Channel,
+    DeliveryError,
+    DeliveryResult,
+    OutboundMessage,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+from services.notifier.channels.retry import RetryingChannel, RetryPolicy, send_with_retries
+
+__all__ = [
+    "Channel",
+    "DeliveryError",
+    "DeliveryResult",
+    "OutboundMessage",
+    "PermanentDeliveryError",
+    "RetryPolicy",
+    "RetryingChannel",
+    "TransientDeliveryError",
+    "send_with_retries",
+]

@@ -1,0 +1,58 @@
+"""Generic signed JSON webhook."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Callable
+
+import httpx
+
+from services.notifier.channels._http import HttpChannel, json_body
+from services.notifier.channels.base import OutboundMessage, PermanentDeliveryError
+from services.notifier.channels.retry import RetryPolicy
+
+SIGNATURE_HEADER = "X-Duban-Signature"
+TIMESTAMP_HEADER = "X-Duban-Timestamp"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def sign_body(secret: str, body: bytes) -> str:
+    """The signature header value: `sha256=` and the hex HMAC-SHA256 of the body."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify_signature(secret: str, body: bytes, header_value: str) -> bool:
+    """Check a signature header in constant time (for receivers and tests)."""
+    return hmac.compare_digest(sign_body(secret, body), header_value)
+
+
+class WebhookChannel(HttpChannel):
+    """POSTs `message.payload` as JSON to `message.address`, signed with `message.secret`."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(timeout=timeout, retry=retry, client=client)
+        self._clock = clock
+
+    def attempt(self, message: OutboundMessage) -> int:
+        """One signed POST; raises a DeliveryError on failure."""
+        if not message.secret:
+            raise PermanentDeliveryError("webhook secret missing; refusing to send unsigned")
+        body = json_body(message.payload)
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            SIGNATURE_HEADER: sign_body(message.secret, body),
+            # The receiver drops a second delivery of the same notification (retries, replays).
+            IDEMPOTENCY_HEADER: message.notification_id,
+            TIMESTAMP_HEADER: str(int(self._clock())),
+        }
+        return self._poster.post(message.address, body, headers).status_code

@@ -1,0 +1,1 @@
+"""Escalation: the policy, the pure planning engine, contacts and message rendering."""

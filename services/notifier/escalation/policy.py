@@ -1,0 +1,277 @@
+"""The escalation policy: which level starts when, who hears about it, and how often."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from services.notifier.escalation.yamlmarks import Loc, MarkedFileError, Problem, load_marked
+
+DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
+
+
+class RecipientRole(StrEnum):
+    """Who a level speaks to; names are resolved per task (units, leaders) or by the policy."""
+
+    RESPONSIBLE_UNITS = "responsible_units"  # lead units and co-units (责任单位)
+    LEAD_UNITS = "lead_units"  # lead units only (牵头单位)
+    LEAD_UNIT_LEADERSHIP = "lead_unit_leadership"  # the lead units' leadership (牵头单位领导)
+    SUPERVISING_OFFICE = "supervising_office"  # 督查室
+    SUPERVISING_LEADER = "supervising_leader"  # the task's 分管领导
+
+
+class ChannelKind(StrEnum):
+    """A delivery channel."""
+
+    EMAIL = "email"
+    WEBHOOK = "webhook"
+    WECOM = "wecom"
+    DINGTALK = "dingtalk"
+
+
+Light = Literal["yellow", "red"]
+
+
+class PolicyError(MarkedFileError):
+    """The policy file is malformed; the message names the file, line and column."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("escalation policy", problems)
+
+
+def _inconsistent(loc: Loc, message: str) -> PydanticCustomError:
+    # The loader adds ctx["loc"] to the model's own location to find the line.
+    return PydanticCustomError("policy_inconsistent", message, {"loc": loc})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class Trigger(_Strict):
+    """One way a level can start; every field that is set must hold."""
+
+    light: Light | None = None
+    for_days: int = Field(default=0, ge=0, description="days in that light, Asia/Shanghai days")
+    min_days_overdue: int | None = Field(default=None, ge=1)
+    report_due_within_days: int | None = Field(default=None, ge=0)
+    report_missing: bool = False
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Self:
+        if self.for_days and self.light is None:
+            raise _inconsistent(("for_days",), "for_days needs a light")
+        if (
+            self.light is None
+            and self.min_days_overdue is None
+            and self.report_due_within_days is None
+            and not self.report_missing
+        ):
+            raise _inconsistent(
+                (),
+                "a trigger needs at least one of light, min_days_overdue, "
+                "report_due_within_days, report_missing",
+            )
+        return self
+
+
+class RecipientRule(_Strict):
+    """A role that receives a level, and the channels it receives it on."""
+
+    role: RecipientRole
+    channels: tuple[ChannelKind, ...] = Field(min_length=1)
+
+    @field_validator("channels")
+    @classmethod
+    def _unique_channels(cls, channels: tuple[ChannelKind, ...]) -> tuple[ChannelKind, ...]:
+        if len(set(channels)) != len(channels):
+            raise ValueError("a channel is listed twice")
+        return channels
+
+
+class Level(_Strict):
+    """One escalation level (催办, 督办, 通报)."""
+
+    level: int = Field(ge=1)
+    name: str = Field(min_length=1, max_length=10, description="short Chinese name, e.g. 督办")
+    action: str = Field(min_length=1, description="what the recipient is asked to do, in Chinese")
+    when: tuple[Trigger, ...] = Field(min_length=1, description="any one of these starts it")
+    wait_before_next_days: int = Field(
+        default=0,
+        ge=0,
+        description="the next level waits this long after this one first went out; 0: no wait",
+    )
+    repeat_every_days: int = Field(default=3, ge=1)
+    max_repeats: int | None = Field(default=None, ge=0, description="None: while it holds")
+    respond_within_days: int = Field(default=3, ge=0)
+    recipients: tuple[RecipientRule, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_roles(self) -> Self:
+        seen: set[RecipientRole] = set()
+        for index, rule in enumerate(self.recipients):
+            if rule.role in seen:
+                raise _inconsistent(("recipients", index, "role"), "role listed twice")
+            seen.add(rule.role)
+        return self
+
+
+class InhibitRule(_Strict):
+    """While a task shows `if_light`, the listed levels are not sent for it."""
+
+    if_light: Light
+    suppress_levels: tuple[int, ...] = Field(min_length=1)
+
+
+class EscalationPolicy(_Strict):
+    """The whole escalation policy (DESIGN.md §4)."""
+
+    version: Literal[1]
+    timezone: str = "Asia/Shanghai"
+    supervising_office: str = Field(min_length=1)
+    window_hours: int = Field(default=24, description="dedupe and digest window, divides 24")
+    rearm_after_hours: int = Field(
+        default=72, ge=1, description="an acknowledgement with no report after this re-arms"
+    )
+    higher_level_supersedes: bool = Field(
+        default=True,
+        description="a recipient hears only the highest level active for a task",
+    )
+    inhibit: tuple[InhibitRule, ...] = ()
+    levels: tuple[Level, ...] = Field(min_length=1)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
+
+    @field_validator("window_hours")
+    @classmethod
+    def _divides_day(cls, hours: int) -> int:
+        # Windows must tile the local day so every task shares the same window starts.
+        if hours < 1 or 24 % hours:
+            raise ValueError("window_hours must divide 24 (1, 2, 3, 4, 6, 8, 12 or 24)")
+        return hours
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        for index, level in enumerate(self.levels):
+            if level.level != index + 1:
+                raise _inconsistent(
+                    ("levels", index, "level"),
+                    f"levels must be numbered 1, 2, 3… in order; expected {index + 1}",
+                )
+            if level.repeat_every_days * 24 < self.window_hours:
+                raise _inconsistent(
+                    ("levels", index, "repeat_every_days"),
+                    "repeat_every_days is shorter than the window",
+                )
+        numbers = {level.level for level in self.levels}
+        for index, rule in enumerate(self.inhibit):
+            for pos, number in enumerate(rule.suppress_levels):
+                if number not in numbers:
+                    raise _inconsistent(
+                        ("inhibit", index, "suppress_levels", pos), f"no level {number}"
+                    )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone that windows and day counts use."""
+        return ZoneInfo(self.timezone)
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the policy's meaning; comments and layout do not change it."""
+        canonical = json.dumps(
+            self.model_dump(mode="json"), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def level(self, number: int) -> Level:
+        """The level with this number."""
+        return self.levels[number - 1]
+
+
+def parse_policy(text: str, source: str = "<policy>") -> EscalationPolicy:
+    """Validate policy YAML text; raise PolicyError naming the line of each problem."""
+    try:
+        document = load_marked(text, source, "escalation policy")
+    except MarkedFileError as exc:
+        raise PolicyError(list(exc.problems)) from exc
+    if not isinstance(document.data, dict):
+        raise PolicyError([document.problem((), "the policy must be a YAML mapping")])
+    try:
+        return EscalationPolicy.model_validate(document.data)
+    except ValidationError as exc:
+        raise PolicyError(document.problems_from(exc)) from exc
+
+
+def load_policy(path: str | Path) -> EscalationPolicy:
+    """Load and validate a policy file; raise PolicyError naming file, line and column."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PolicyError([Problem(str(file), 1, 1, "", f"cannot read: {exc}")]) from exc
+    return parse_policy(text, str(file))
+
+
+class PolicyReloader:
+    """Holds the policy in force and reloads it when its file changes.
+
+    At start-up a malformed file raises PolicyError (the service must not start). A later
+    malformed edit raises on every refresh until fixed, but the policy already in force
+    stays in force, so a typo made while the service runs does not stop escalation.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._stamp = self._file_stamp()
+        self.policy = load_policy(self.path)
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def refresh(self) -> bool:
+        """Reload if the file changed; True when the policy's meaning changed."""
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return False
+        candidate = load_policy(self.path)
+        self._stamp = stamp
+        if candidate.fingerprint == self.policy.fingerprint:
+            return False
+        self.policy = candidate
+        return True
+
+
+@lru_cache(maxsize=1)
+def default_policy() -> EscalationPolicy:
+    """The shipped policy, DESIGN.md §4."""
+    return load_policy(DEFAULT_POLICY_PATH)
+
+
+def policy_summary(policy: EscalationPolicy) -> dict[str, Any]:
+    """A short description for start-up logs."""
+    return {
+        "fingerprint": policy.fingerprint[:12],
+        "levels": [f"{level.level} {level.name}" for level in policy.levels],
+        "timezone": policy.timezone,
+    }

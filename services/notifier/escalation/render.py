@@ -1,0 +1,197 @@
+"""Chinese messages from Jinja2 templates: subject, plain text, markdown and HTML."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from services.notifier.escalation.engine import Digest, PlannedNotification, TaskCondition
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+LIGHT_ZH = {"green": "绿灯", "yellow": "黄灯", "red": "红灯", "blue": "蓝灯", "grey": "灰灯"}
+
+# Full-width look-alikes: task text stays readable but cannot become markdown syntax
+# (a stray `[`, `*` or `<` in a document title must not turn into a link or markup).
+_MARKDOWN_NEUTRAL = str.maketrans(
+    {
+        "\\": "＼", "*": "＊", "_": "＿", "`": "｀", "[": "［", "]": "］", "<": "＜",
+        ">": "＞", "#": "＃", "|": "｜", "~": "～",
+    }
+)
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    """One digest rendered for every kind of channel."""
+
+    subject_zh: str
+    text: str
+    markdown: str
+    html: str
+
+
+@dataclass(frozen=True)
+class TaskLine:
+    """What the templates show for one task in a digest."""
+
+    index: int
+    task_id: str
+    title: str
+    level: int
+    level_name: str
+    sequence: int
+    light: str
+    light_zh: str
+    situation: str
+    days_overdue: int
+    lead_units: str
+    co_units: str
+    leaders: str
+    reasons: str
+    due_date: str
+    action: str
+    respond_by: str
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
+
+
+class _TrustedMarkdown(str):
+    """Configuration text (the system URL) that must reach markdown unaltered."""
+
+    __slots__ = ()
+
+
+def _markdown_safe(value: object) -> str:
+    if isinstance(value, _TrustedMarkdown):
+        return str(value)
+    return _one_line(value).translate(_MARKDOWN_NEUTRAL)
+
+
+def format_date_zh(day: date | datetime | None, *, with_year: bool = False) -> str:
+    """A date the way Chinese official text writes it: 11月25日 or 2022年6月30日."""
+    if day is None:
+        return ""
+    if isinstance(day, datetime):
+        day = day.date()
+    text = f"{day.month}月{day.day}日"
+    return f"{day.year}年{text}" if with_year else text
+
+
+def _situation(task: TaskCondition, window: datetime) -> str:
+    zone = window.tzinfo
+    if task.light == "red":
+        if task.days_overdue > 0:
+            return f"已逾期 {task.days_overdue} 天"
+        if task.report_due_at is not None and task.report_due_at <= window:
+            due = format_date_zh(task.report_due_at.astimezone(zone))
+            return f"进展报告逾期未报（应于{due}前报送）"
+        return "已亮红灯"
+    if task.light == "yellow":
+        return "临近完成时限或进度滞后"
+    if task.report_due_at is not None:
+        due = format_date_zh(task.report_due_at.astimezone(zone))
+        return f"进展报告将于{due}到期"
+    return LIGHT_ZH.get(task.light, task.light)
+
+
+def _line(index: int, item: PlannedNotification, task: TaskCondition, window: datetime) -> TaskLine:
+    zone = window.tzinfo
+    return TaskLine(
+        index=index,
+        task_id=task.task_id,
+        title=task.task_title,
+        level=item.level,
+        level_name=item.level_name,
+        sequence=item.sequence,
+        light=task.light,
+        light_zh=LIGHT_ZH.get(task.light, task.light),
+        situation=_situation(task, window),
+        days_overdue=task.days_overdue,
+        lead_units="、".join(task.lead_units),
+        co_units="、".join(task.co_units),
+        leaders="、".join(task.leaders),
+        reasons="；".join(task.reasons_zh),
+        due_date=format_date_zh(task.due_at.astimezone(zone) if task.due_at else None,
+                                with_year=True),
+        action=item.action,
+        respond_by=format_date_zh(item.respond_by),
+    )
+
+
+def _subject_state(lines: list[TaskLine]) -> str:
+    lights = {line.light for line in lines}
+    if lights == {"red"}:
+        return "已逾期"
+    if "red" in lights:
+        return "存在逾期或滞后"
+    if lights == {"yellow"}:
+        return "临近时限或进度滞后"
+    if "yellow" in lights:
+        return "需加快推进或报送进展"
+    return "进展报告即将到期"
+
+
+@lru_cache(maxsize=1)
+def _environments() -> tuple[Environment, Environment, Environment]:
+    loader = FileSystemLoader(TEMPLATES)
+    common: dict[str, Any] = {
+        "loader": loader,
+        "undefined": StrictUndefined,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+        "keep_trailing_newline": True,
+    }
+    plain = Environment(autoescape=False, finalize=_one_line, **common)  # noqa: S701 — not HTML
+    markdown = Environment(autoescape=False, finalize=_markdown_safe, **common)  # noqa: S701
+    html = Environment(autoescape=select_autoescape(["j2", "html"], default=True), **common)
+    return plain, markdown, html
+
+
+def render_message(
+    digest: Digest,
+    tasks: Mapping[str, TaskCondition],
+    *,
+    system_url: str | None = None,
+) -> RenderedMessage:
+    """Render a digest in Chinese; every task in it must be in `tasks`."""
+    if system_url is not None and urlsplit(system_url).scheme not in ("http", "https"):
+        raise ValueError(f"system_url must be an http or https URL, got {system_url!r}")
+    missing = [task_id for task_id in digest.task_ids if task_id not in tasks]
+    if missing:
+        raise KeyError(f"digest {digest.digest_id} names unknown tasks: {', '.join(missing)}")
+    lines = [
+        _line(index, item, tasks[task_id], digest.window_start)
+        for index, (item, task_id) in enumerate(
+            ((item, task_id) for item in digest.items for task_id in item.task_ids), start=1
+        )
+    ]
+    respond_by = format_date_zh(digest.respond_by)
+    context: dict[str, Any] = {
+        "recipient": digest.recipient.name,
+        "level_name": digest.level_name,
+        "count": len(lines),
+        "state": _subject_state(lines),
+        "respond_by": respond_by,
+        "tasks": lines,
+        "digest_id": str(digest.digest_id),
+        "window": format_date_zh(digest.window_start, with_year=True),
+        "system_url": _TrustedMarkdown(system_url or ""),
+    }
+    plain, markdown, html = _environments()
+    subject = _one_line(plain.get_template("subject.j2").render(context))
+    return RenderedMessage(
+        subject_zh=subject,
+        text=plain.get_template("text.j2").render(context),
+        markdown=markdown.get_template("markdown.j2").render(context),
+        html=html.get_template("html.j2").render(context),
+    )
