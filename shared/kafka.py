@@ -68,6 +68,7 @@ def make_producer(settings: CommonSettings, *, max_block_ms: int = 5_000) -> Kaf
         linger_ms=2,
         # Fail fast when the broker is unreachable so callers can answer 503 instead of hanging.
         max_block_ms=max_block_ms,
+        bootstrap_timeout_ms=max_block_ms,
         request_timeout_ms=5_000,
         delivery_timeout_ms=10_000,
         client_id="duban",
@@ -164,7 +165,6 @@ class ConsumerLoop:
                     outcome = self.handler(message)
                 except PoisonMessage as exc:
                     self._dead_letter(dlq_producer, message, exc)
-                    outcome = None
                 except Exception as exc:
                     log.warning(
                         "consumer.transient_failure",
@@ -180,9 +180,6 @@ class ConsumerLoop:
                     self._poison_streak = 0
                     metrics.CONSUMER_MESSAGES.labels(self.topic, outcome.value).inc()
                 done[tp] = message.offset + 1
-            if tp in failed_at:
-                # Leave the rest of the batch for redelivery; later partitions still proceed.
-                continue
         if done:
             offsets = {tp: OffsetAndMetadata(off, "", -1) for tp, off in done.items()}
             try:

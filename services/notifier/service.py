@@ -114,7 +114,7 @@ def list_notifications(
     if recipient is not None:
         query = query.where(Notification.recipient == recipient)
     if task_code is not None:
-        query = query.where(Notification.task_codes.any(task_code))
+        query = query.where(Notification.task_codes.contains([task_code]))
     return list(
         session.execute(
             query.order_by(Notification.created_at.desc(), Notification.id)

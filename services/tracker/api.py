@@ -163,7 +163,7 @@ def create_app(
         if section is not None:
             query = query.where(Task.section == section)
         if leader is not None:
-            query = query.where(Task.leaders.any(leader))
+            query = query.where(Task.leaders.contains([leader]))
         total = db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
         tasks = db.execute(query.order_by(Task.id).limit(limit).offset(offset)).scalars().all()
         return TaskPage(

@@ -80,9 +80,7 @@ def snapshot_of(task: Task, policy: LightPolicy = DEFAULT_POLICY) -> TaskSnapsho
     )
 
 
-def period_for_report(
-    task: Task, *, period: str | None, submitted_at: dt.datetime
-) -> str | None:
+def period_for_report(task: Task, *, period: str | None, submitted_at: dt.datetime) -> str | None:
     """The reporting period a report answers: as stated, else the one owed when it was filed."""
     cadence = cadence_of(task)
     if cadence is None:
@@ -90,7 +88,10 @@ def period_for_report(
     if period is not None:
         return period
     owed = due_report(
-        cadence, task.start_date, submitted_at, _periods(task, cadence),
+        cadence,
+        task.start_date,
+        submitted_at,
+        _periods(task, cadence),
         end=task.extended_due_date or task.due_date or task.summary_due,
     )
     if owed is not None and owed.period.start <= shanghai_date(submitted_at):

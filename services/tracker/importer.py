@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.tracker.catalog.model import ParsedDocument, ParsedTask
+from services.tracker.catalog.diff import diff_catalog
+from services.tracker.catalog.model import ParsedDocument, ParsedTask, decimal_to_json
 from services.tracker.catalog.units import unit_kind
 from services.tracker.orm import Document, Milestone, PlanGoal, Target, Task, TaskUnit, Unit
 from services.tracker.service import publish_assignment
@@ -42,47 +42,40 @@ class ImportResult:
         }
 
 
-def _task_fields(task: ParsedTask) -> dict[str, Any]:
-    """The comparable catalog fields of a parsed task."""
+def _stored_task(task: Task) -> dict[str, Any]:
+    """A stored task in the parser's JSON shape, so the catalog diff can compare the two."""
     return {
         "section": task.section,
         "item": task.item,
         "text": task.text,
-        "text_original": task.text_original,
+        "lead_units": task.lead_units,
+        "co_units": task.co_units,
         "leaders": list(task.leaders),
-        "lead_units": list(task.lead_units),
-        "co_units": list(task.co_units),
-        "deadline": (
-            task.deadline.text,
-            task.deadline.kind,
-            task.deadline.due,
-            task.deadline.cadence,
-            task.deadline.summary_due,
-        ),
-        "milestones": [(m.text, m.due) for m in task.milestones],
-        "targets": [(t.indicator, Decimal(t.value).normalize(), t.unit) for t in task.targets],
+        "deadline": {
+            "text": task.deadline_text,
+            "kind": task.deadline_kind,
+            "due": task.due_date.isoformat() if task.due_date else None,
+            "cadence": task.cadence,
+        },
+        "milestones": [
+            {"text": m.text, "due": m.due_date.isoformat() if m.due_date else None}
+            for m in task.milestones
+        ],
+        "targets": [
+            {"indicator": t.indicator, "value": decimal_to_json(t.value), "unit": t.unit}
+            for t in task.targets
+        ],
     }
 
 
-def _stored_fields(task: Task) -> dict[str, Any]:
-    """The same fields as stored."""
+def _stored_goal(goal: PlanGoal) -> dict[str, Any]:
     return {
-        "section": task.section,
-        "item": task.item,
-        "text": task.text,
-        "text_original": task.text_original,
-        "leaders": list(task.leaders),
-        "lead_units": task.lead_units,
-        "co_units": task.co_units,
-        "deadline": (
-            task.deadline_text,
-            task.deadline_kind,
-            task.due_date,
-            task.cadence,
-            task.summary_due,
-        ),
-        "milestones": [(m.text, m.due_date) for m in task.milestones],
-        "targets": [(t.indicator, Decimal(t.value).normalize(), t.unit) for t in task.targets],
+        "section": goal.section,
+        "item": goal.item,
+        "title": goal.title,
+        "text": goal.text,
+        "start_year": goal.start_year,
+        "end_year": goal.end_year,
     }
 
 
@@ -135,8 +128,8 @@ def _apply(task: Task, parsed: ParsedTask, units: _Units, year: int) -> None:
             Milestone(position=i, text=m.text, due_date=m.due, done_at=done.get(m.text))
             for i, m in enumerate(parsed.milestones)
         ]
-    stored_targets = [(t.indicator, Decimal(t.value).normalize(), t.unit) for t in task.targets]
-    parsed_targets = [(t.indicator, Decimal(t.value).normalize(), t.unit) for t in parsed.targets]
+    stored_targets = [(t.indicator, decimal_to_json(t.value), t.unit) for t in task.targets]
+    parsed_targets = [(t.indicator, decimal_to_json(t.value), t.unit) for t in parsed.targets]
     if stored_targets != parsed_targets:
         actual = {t.indicator: t.actual for t in task.targets}
         task.targets[:] = [
@@ -173,12 +166,30 @@ def import_document(session: Session, parsed: ParsedDocument, *, now: dt.datetim
     document.kind, document.updated_at = parsed.kind, now
 
     units = _Units(session, result)
-    existing = {
+    tasks = {
         t.code: t
         for t in session.execute(select(Task).where(Task.document_id == document.id)).scalars()
     }
+    goals = {
+        g.code: g
+        for g in session.execute(
+            select(PlanGoal).where(PlanGoal.document_id == document.id)
+        ).scalars()
+    }
+    stored: dict[str, dict[str, Any]] = {code: _stored_task(t) for code, t in tasks.items()}
+    stored.update({code: _stored_goal(g) for code, g in goals.items()})
+    diff = diff_catalog(stored, parsed)
+    touched = set(diff.added) | {code for code, _ in diff.changed}
+    result.added = [code for code in diff.added if code not in goals]
+    result.changed = [(code, list(fields)) for code, fields in diff.changed]
+    result.unchanged = diff.unchanged
+    # Entries no longer in the document keep their history; the office decides what to do.
+    result.missing = sorted(diff.removed)
+
     for parsed_task in parsed.tasks:
-        task = existing.pop(parsed_task.code, None)
+        if parsed_task.code not in touched:
+            continue
+        task = tasks.get(parsed_task.code)
         if task is None:
             task = Task(
                 code=parsed_task.code,
@@ -188,32 +199,18 @@ def import_document(session: Session, parsed: ParsedDocument, *, now: dt.datetim
                 light="green",
                 light_reasons=[],
                 days_overdue=0,
+                reported_periods=[],
             )
             session.add(task)
-            _apply(task, parsed_task, units, parsed.year)
-            result.added.append(parsed_task.code)
-        else:
-            before, after = _stored_fields(task), _task_fields(parsed_task)
-            changed = [name for name in after if before[name] != after[name]]
-            if not changed:
-                result.unchanged.append(parsed_task.code)
-                continue
-            _apply(task, parsed_task, units, parsed.year)
-            result.changed.append((parsed_task.code, changed))
+        _apply(task, parsed_task, units, parsed.year)
         # Evaluate at the next scan tick, and tell intake who may report on it.
         task.next_evaluation_at = now
         session.flush()
         publish_assignment(session, task, now=now)
-    # Tasks no longer in the document keep their history; the office decides what to do.
-    result.missing = sorted(existing)
 
-    goals = {
-        g.code: g
-        for g in session.execute(
-            select(PlanGoal).where(PlanGoal.document_id == document.id)
-        ).scalars()
-    }
     for goal in parsed.goals:
+        if goal.code not in touched:
+            continue
         row = goals.get(goal.code)
         if row is None:
             row = PlanGoal(code=goal.code, document_id=document.id)

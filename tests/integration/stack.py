@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
@@ -68,7 +68,7 @@ def demo_document() -> ParsedDocument:
             leaders=("王卫东",),
             deadline=Deadline(
                 text="年底前完成" if due else "年内持续推进",
-                kind=kind,  # type: ignore[arg-type]
+                kind=kind,
                 due=due,
                 cadence=None if due else "monthly",
                 summary_due=None if due else dt.date(2022, 12, 31),
@@ -120,7 +120,7 @@ class Stack:
 
     def report(
         self, unit: str, task: str, *, idempotency_key: str | None = None, **fields: object
-    ) -> tuple[int, dict[str, object]]:
+    ) -> tuple[int, dict[str, Any]]:
         """Submit a report as `unit`; returns (status, body)."""
         body = {"task_code": task, "percent": 50, "summary": "按计划推进。", **fields}
         headers = {"Authorization": f"Bearer {self.keys[unit]}"}
@@ -129,7 +129,7 @@ class Stack:
         response = self.intake.post("/v1/reports", json=body, headers=headers)
         return response.status_code, response.json()
 
-    def task(self, code: str) -> dict[str, object]:
+    def task(self, code: str) -> dict[str, Any]:
         """The tracker's view of a task (as the supervisor)."""
         response = self.tracker.get(
             f"/v1/tasks/{code}", headers={"Authorization": f"Bearer {self.keys['supervisor']}"}
@@ -152,10 +152,14 @@ def running_stack(
     document: ParsedDocument | None = None,
 ) -> Iterator[Stack]:
     """Seed a catalog and keys, then run tracker, intake and notifier against them."""
-    common = {"database_url": database_url, "kafka_bootstrap_servers": bootstrap, **FAST}
+    common: dict[str, Any] = {
+        "database_url": database_url,
+        "kafka_bootstrap_servers": bootstrap,
+        **FAST,
+    }
     tracker_settings = TrackerSettings(
         **common,
-        scan_interval_seconds=3600,  # type: ignore[arg-type]
+        scan_interval_seconds=3600,
         outbox_poll_seconds=0.05,
     )
     clock = FixedClock(start)
@@ -184,11 +188,11 @@ def running_stack(
         uow.commit()
     with ExitStack() as stack:
         tracker = stack.enter_context(TestClient(create_tracker(tracker_settings, factory, clock)))
-        intake = stack.enter_context(TestClient(create_intake(IntakeSettings(**common), clock)))  # type: ignore[arg-type]
+        intake = stack.enter_context(TestClient(create_intake(IntakeSettings(**common), clock)))
         notifier = stack.enter_context(
             TestClient(
                 create_notifier(
-                    NotifierSettings(**common, escalation_interval_seconds=3600),  # type: ignore[arg-type]
+                    NotifierSettings(**common, escalation_interval_seconds=3600),
                     factory,
                     clock,
                 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
@@ -69,7 +70,7 @@ def test_report_reaches_tracker_then_overdue_flag_reaches_notifier(
 
         office = stack.keys["supervisor"]
 
-        def notices() -> list[dict[str, object]]:
+        def notices() -> list[dict[str, Any]]:
             response = stack.notifier.get(
                 "/v1/notifications",
                 params={"task": "T2022-001"},

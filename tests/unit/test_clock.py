@@ -20,7 +20,7 @@ from shared.clock import (
     start_of_next_day,
 )
 
-from ._support import sh, utc
+from tests.unit.domain._support import sh, utc
 
 
 def test_shanghai_is_the_iana_zone() -> None:

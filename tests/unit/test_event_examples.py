@@ -1,0 +1,83 @@
+"""Every event example beside the schemas is accepted by every consumer of its topic."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from shared.directory import Directory
+from shared.events import (
+    EXAMPLES_DIR,
+    ApiKeyPublished,
+    ProgressReportSubmitted,
+    TaskAssignmentPublished,
+    TaskLightChanged,
+    UnsupportedEvent,
+    decode_directory_event,
+    decode_report_event,
+    decode_task_event,
+    encode,
+)
+
+EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
+MODELS: dict[str, type[BaseModel]] = {
+    "progress_report.submitted": ProgressReportSubmitted,
+    "task.light_changed": TaskLightChanged,
+    "directory.api_key": ApiKeyPublished,
+    "directory.task_assignment": TaskAssignmentPublished,
+}
+
+
+def test_every_event_type_has_an_example() -> None:
+    names = {p.name for p in EXAMPLES}
+    assert names == {f"{event_type}.v1.json" for event_type in MODELS}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_round_trips_through_its_model(path: Path) -> None:
+    raw = path.read_bytes()
+    data = json.loads(raw)
+    model = MODELS[data["event_type"]]
+    event = model.model_validate(data)
+    assert path.name == f"{data['event_type']}.v{data['schema_version']}.json"
+    assert model.model_validate_json(encode(event)) == event
+
+
+def test_report_example_is_accepted_by_the_tracker_consumer() -> None:
+    event = decode_report_event((EXAMPLES_DIR / "progress_report.submitted.v1.json").read_bytes())
+    assert event.report.percent == 40
+    assert event.unit == "市发展改革委"
+
+
+def test_task_event_example_is_accepted_by_the_notifier_consumer() -> None:
+    event = decode_task_event((EXAMPLES_DIR / "task.light_changed.v1.json").read_bytes())
+    assert event.light == "red" and event.days_overdue == 1
+
+
+@pytest.mark.parametrize("name", ["directory.api_key.v1.json", "directory.task_assignment.v1.json"])
+def test_directory_examples_are_accepted_by_the_directory_followers(name: str) -> None:
+    directory = Directory()
+    directory.apply(decode_directory_event((EXAMPLES_DIR / name).read_bytes()))
+    assert directory.keys or directory.tasks
+
+
+def test_unknown_version_and_type_are_refused_not_guessed() -> None:
+    data = json.loads((EXAMPLES_DIR / "task.light_changed.v1.json").read_bytes())
+    with pytest.raises(UnsupportedEvent, match="schema_version"):
+        decode_task_event(json.dumps({**data, "schema_version": 2}).encode())
+    with pytest.raises(UnsupportedEvent, match="event_type"):
+        decode_task_event(json.dumps({**data, "event_type": "task.deleted"}).encode())
+    with pytest.raises(ValidationError):
+        decode_task_event(json.dumps({**data, "light": "purple"}).encode())
+
+
+def test_events_are_frozen_and_reject_unknown_fields() -> None:
+    data = json.loads((EXAMPLES_DIR / "task.light_changed.v1.json").read_bytes())
+    event = TaskLightChanged.model_validate(data)
+    with pytest.raises(ValidationError):
+        event.light = "green"  # type: ignore[misc]
+    with pytest.raises(ValidationError):
+        TaskLightChanged.model_validate({**data, "acting_unit": "市财政局"})
