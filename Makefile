@@ -19,7 +19,13 @@ run: $(STAMP)
 	$(BIN)/python -m services.local_stack
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not faults"
+
+faults: $(STAMP)
+	$(BIN)/python -m pytest -m faults tests/faults
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

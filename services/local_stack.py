@@ -69,27 +69,46 @@ def _prepare(env: dict[str, str]) -> dict[str, str]:
             units = saved.get("units", {})
             plaintexts = [*units.values(), saved.get("supervisor"), saved.get("admin")]  # type: ignore[union-attr]
             known = {
-                h for (h,) in uow.session.execute(
-                    select(ApiKey.key_hash).where(ApiKey.revoked_at.is_(None)))
+                h
+                for (h,) in uow.session.execute(
+                    select(ApiKey.key_hash).where(ApiKey.revoked_at.is_(None))
+                )
             }
             if all(isinstance(p, str) and hash_key(p) in known for p in plaintexts):
                 uow.commit()
                 return {k: v for k, v in saved.items() if isinstance(v, str)}
-        lead_units = sorted({
-            a.unit.name for t in uow.session.execute(select(Task)).scalars()
-            for a in t.assignments if a.role == "lead" and a.unit.kind == "agency"
-        })
+        lead_units = sorted(
+            {
+                a.unit.name
+                for t in uow.session.execute(select(Task)).scalars()
+                for a in t.assignments
+                if a.role == "lead" and a.unit.kind == "agency"
+            }
+        )
         now = clock.now()
         credentials: dict[str, object] = {
             "units": {
-                unit: create_key(uow.session, role="unit", unit_name=unit, label="演示",
-                                 expires_at=None, now=now).plaintext
+                unit: create_key(
+                    uow.session, role="unit", unit_name=unit, label="演示", expires_at=None, now=now
+                ).plaintext
                 for unit in lead_units
             },
-            "supervisor": create_key(uow.session, role="supervisor", unit_name=None,
-                                     label="演示 督查室", expires_at=None, now=now).plaintext,
-            "admin": create_key(uow.session, role="admin", unit_name=None, label="演示 管理员",
-                                expires_at=None, now=now).plaintext,
+            "supervisor": create_key(
+                uow.session,
+                role="supervisor",
+                unit_name=None,
+                label="演示 督查室",
+                expires_at=None,
+                now=now,
+            ).plaintext,
+            "admin": create_key(
+                uow.session,
+                role="admin",
+                unit_name=None,
+                label="演示 管理员",
+                expires_at=None,
+                now=now,
+            ).plaintext,
         }
         uow.commit()
     credentials_path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,7 +138,10 @@ def main() -> None:
     for name in SERVICES:
         log = open(VAR / "log" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
         children[name] = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", f"services.{name}.main"], env=env, stdout=log, stderr=log,
+            [sys.executable, "-m", f"services.{name}.main"],
+            env=env,
+            stdout=log,
+            stderr=log,
             cwd=ROOT,
         )
     stopping = False
@@ -134,7 +156,8 @@ def main() -> None:
         for name, port in SERVICES.items():
             _wait_healthy(name, port, children[name])
         demo_now = dt.datetime.now(SHANGHAI) + dt.timedelta(
-            seconds=float(env["DUBAN_CLOCK_OFFSET_SECONDS"]))
+            seconds=float(env["DUBAN_CLOCK_OFFSET_SECONDS"])
+        )
         _say(
             "\n督办 Duban 已启动 (running):\n"
             "  intake   http://127.0.0.1:8001  (POST /v1/reports)\n"

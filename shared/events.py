@@ -31,6 +31,9 @@ Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
+LightName = Literal["green", "yellow", "red", "blue", "grey"]
+
+
 class Frozen(BaseModel):
     """Immutable model that rejects unknown fields."""
 
@@ -90,21 +93,31 @@ class ProgressReportSubmitted(EventBase):
     report: ProgressReport
 
 
-class TaskLightChanged(EventBase):
-    """A task's light changed (flagged overdue, at risk, or recovered); published by tracker."""
+class TaskConditionChanged(EventBase):
+    """Something escalation depends on changed: light, status, due date or the report owed.
 
-    event_type: Literal["task.light_changed"] = "task.light_changed"
+    Carries the whole condition, so a consumer needs only the latest event of each task.
+    Published by tracker.
+    """
+
+    event_type: Literal["task.condition_changed"] = "task.condition_changed"
     schema_version: Literal[1] = 1
     task_code: ShortText
     title: str
     section: str | None
-    light: Literal["green", "yellow", "red", "blue", "grey"]
-    previous_light: Literal["green", "yellow", "red", "blue", "grey"] | None
+    light: LightName
+    previous_light: LightName | None
+    light_since: AwareDatetime
     reasons: list[str]
-    status: str
+    status: Literal["not_started", "in_progress", "returned", "completion_requested", "closed"]
     due: dt.date | None
+    original_due: dt.date | None
     days_overdue: int = Field(ge=0)
-    red_since: AwareDatetime | None = None
+    red_since: AwareDatetime | None
+    report_due_at: AwareDatetime | None = Field(
+        description="When the earliest report not yet received is (or was) due"
+    )
+    last_report_at: AwareDatetime | None
     lead_units: list[str]
     co_units: list[str]
     leaders: list[str]
@@ -135,12 +148,10 @@ class TaskAssignmentPublished(EventBase):
 
 
 ReportEvent = ProgressReportSubmitted
-TaskEvent = Annotated[TaskLightChanged, Field(discriminator="event_type")]
 DirectoryEvent = Annotated[
     ApiKeyPublished | TaskAssignmentPublished, Field(discriminator="event_type")
 ]
 
-_task_event_adapter: TypeAdapter[TaskEvent] = TypeAdapter(TaskEvent)
 _directory_event_adapter: TypeAdapter[DirectoryEvent] = TypeAdapter(DirectoryEvent)
 
 
@@ -165,11 +176,11 @@ def decode_report_event(raw: bytes) -> ProgressReportSubmitted:
     return ProgressReportSubmitted.model_validate(data)
 
 
-def decode_task_event(raw: bytes) -> TaskLightChanged:
+def decode_task_event(raw: bytes) -> TaskConditionChanged:
     """Parse a message from the task-events topic; raises on anything unusable."""
     data = json.loads(raw)
-    _check_envelope(data, {"task.light_changed": {1}})
-    return _task_event_adapter.validate_python(data)
+    _check_envelope(data, {"task.condition_changed": {1}})
+    return TaskConditionChanged.model_validate(data)
 
 
 def decode_directory_event(raw: bytes) -> ApiKeyPublished | TaskAssignmentPublished:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from services.notifier import metrics
 from services.notifier.orm import Notification, ProcessedEvent, TaskCondition
 from shared.clock import SHANGHAI
-from shared.events import TaskLightChanged
+from shared.events import TaskConditionChanged
 from shared.kafka import Outcome
 
 NOTIFICATION_NAMESPACE = uuid.UUID("6f1c1d1e-5b0b-4c61-9d53-6475626e0002")
@@ -30,7 +30,7 @@ class MessagePosition:
 
 def apply_task_event(
     session: Session,
-    event: TaskLightChanged,
+    event: TaskConditionChanged,
     *,
     position: MessagePosition,
     now: dt.datetime,
@@ -65,7 +65,7 @@ def apply_task_event(
 
 
 def plan_notice(
-    session: Session, event: TaskLightChanged, *, now: dt.datetime, supervising_office: str
+    session: Session, event: TaskConditionChanged, *, now: dt.datetime, supervising_office: str
 ) -> None:
     """Level 2 督办 notice to the lead units and the supervising office (red on day 0)."""
     day = event.occurred_at.astimezone(SHANGHAI).date().isoformat()

@@ -15,7 +15,7 @@ from services.tracker.domain.lights import (
 )
 from services.tracker.domain.workflow import TaskStatus
 from services.tracker.orm import Task
-from shared.clock import shanghai_date
+from shared.clock import end_of_day, shanghai_date
 
 DEFAULT_POLICY = LightPolicy()
 
@@ -29,6 +29,7 @@ class Assessment:
     days_overdue: int
     next_evaluation_at: dt.datetime | None
     red_since: dt.datetime | None
+    report_due_at: dt.datetime | None
 
 
 def cadence_of(task: Task, policy: LightPolicy = DEFAULT_POLICY) -> Cadence | None:
@@ -92,11 +93,24 @@ def period_for_report(task: Task, *, period: str | None, submitted_at: dt.dateti
         task.start_date,
         submitted_at,
         _periods(task, cadence),
-        end=task.extended_due_date or task.due_date or task.summary_due,
+        end=_report_end(task),
     )
     if owed is not None and owed.period.start <= shanghai_date(submitted_at):
         return owed.period.key
     return ReportPeriod.containing(cadence, shanghai_date(submitted_at)).key
+
+
+def _report_end(task: Task) -> dt.date | None:
+    return task.extended_due_date or task.due_date or task.summary_due
+
+
+def report_due_at(task: Task, *, now: dt.datetime) -> dt.datetime | None:
+    """End of the day by which the earliest report not yet received is due, if one is owed."""
+    cadence = cadence_of(task)
+    if cadence is None or task.status in ("completion_requested", "closed"):
+        return None
+    owed = due_report(cadence, task.start_date, now, _periods(task, cadence), end=_report_end(task))
+    return end_of_day(owed.due_date) if owed is not None else None
 
 
 def assess(task: Task, *, now: dt.datetime, policy: LightPolicy = DEFAULT_POLICY) -> Assessment:
@@ -108,4 +122,5 @@ def assess(task: Task, *, now: dt.datetime, policy: LightPolicy = DEFAULT_POLICY
         days_overdue=evaluation.days_overdue,
         next_evaluation_at=evaluation.next_evaluation_at,
         red_since=evaluation.red_since,
+        report_due_at=report_due_at(task, now=now),
     )

@@ -125,6 +125,9 @@ class Task(Base):
     # Reporting periods (2022-03, 2022-Q1) whose lead-unit report stands; returned ones leave.
     reported_periods: Mapped[list[str]] = mapped_column(ARRAY(String(7)), default=list)
     red_since: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    report_due_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # What the last task event announced; a new one goes out only when this changes.
+    announced: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
     updated_at: Mapped[dt.datetime] = mapped_column(
         Timestamp, server_default=func.now(), onupdate=func.now()

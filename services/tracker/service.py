@@ -20,7 +20,7 @@ from shared.events import (
     ApiKeyPublished,
     ProgressReportSubmitted,
     TaskAssignmentPublished,
-    TaskLightChanged,
+    TaskConditionChanged,
     new_event_id,
 )
 from shared.kafka import Outcome, PoisonMessage
@@ -125,41 +125,60 @@ def apply_report(
 
 
 def reevaluate(session: Session, task: Task, *, now: dt.datetime) -> bool:
-    """Recompute the task's light; emit one event through the outbox if it changed."""
+    """Recompute the task's light; announce it through the outbox if its condition changed."""
     assessment = assess(task, now=now)
     task.next_evaluation_at = assessment.next_evaluation_at
     task.days_overdue = assessment.days_overdue
     task.light_reasons = list(assessment.reasons)
     task.red_since = assessment.red_since
-    if assessment.light == task.light:
-        return False
+    task.report_due_at = assessment.report_due_at
     previous = task.light
-    task.light = assessment.light
-    task.light_changed_at = now
+    if assessment.light != task.light or task.light_changed_at is None:
+        task.light = assessment.light
+        task.light_changed_at = now
+    # Day counters are left out: the notifier derives them from red_since.
+    condition = {
+        "light": task.light,
+        "status": task.status,
+        "due": _iso(task.effective_due),
+        "report_due_at": _iso(task.report_due_at),
+    }
+    if condition == task.announced:
+        return False
+    task.announced = condition
     outbox.add(
         session,
         topic=topics.TASK_EVENTS,
         key=task.code,
-        event=TaskLightChanged(
+        event=TaskConditionChanged(
             event_id=new_event_id(),
             occurred_at=now,
             task_code=task.code,
             title=task.text,
             section=task.section,
-            light=assessment.light,
-            previous_light=previous,  # type: ignore[arg-type]
+            light=task.light,  # type: ignore[arg-type]
+            previous_light=previous if previous != task.light else None,  # type: ignore[arg-type]
+            light_since=task.light_changed_at,
             reasons=list(assessment.reasons),
-            status=task.status,
+            status=task.status,  # type: ignore[arg-type]
             due=task.effective_due,
+            original_due=task.due_date,
             days_overdue=assessment.days_overdue,
             red_since=assessment.red_since,
+            report_due_at=task.report_due_at,
+            last_report_at=task.last_report_at,
             lead_units=task.lead_units,
             co_units=task.co_units,
             leaders=list(task.leaders),
         ),
     )
-    metrics.LIGHT_CHANGES.labels(assessment.light).inc()
+    if previous != task.light:
+        metrics.LIGHT_CHANGES.labels(task.light).inc()
     return True
+
+
+def _iso(value: dt.date | dt.datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def scan_due_tasks(session: Session, *, now: dt.datetime, batch_size: int) -> int:

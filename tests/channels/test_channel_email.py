@@ -133,4 +133,3 @@ def test_bad_address_is_permanent(smtp_server: tuple[Controller, SmtpRecorder]) 
     assert not result.ok
     assert result.attempts == 1
     assert recorder.messages == []
-

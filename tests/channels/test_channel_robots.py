@@ -128,8 +128,10 @@ def dingtalk_checker(secret: str) -> Responder:
             return errcode(310000, "sign not match")
         body = json.loads(seen.body.decode("utf-8"))
         markdown = body.get("markdown", {})
-        if body.get("msgtype") != "markdown" or not markdown.get("title") or not markdown.get(
-            "text"
+        if (
+            body.get("msgtype") != "markdown"
+            or not markdown.get("title")
+            or not markdown.get("text")
         ):
             return errcode(40035, "missing markdown title or text")
         return errcode(0)

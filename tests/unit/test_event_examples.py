@@ -14,7 +14,7 @@ from shared.events import (
     ApiKeyPublished,
     ProgressReportSubmitted,
     TaskAssignmentPublished,
-    TaskLightChanged,
+    TaskConditionChanged,
     UnsupportedEvent,
     decode_directory_event,
     decode_report_event,
@@ -25,7 +25,7 @@ from shared.events import (
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
 MODELS: dict[str, type[BaseModel]] = {
     "progress_report.submitted": ProgressReportSubmitted,
-    "task.light_changed": TaskLightChanged,
+    "task.condition_changed": TaskConditionChanged,
     "directory.api_key": ApiKeyPublished,
     "directory.task_assignment": TaskAssignmentPublished,
 }
@@ -53,7 +53,7 @@ def test_report_example_is_accepted_by_the_tracker_consumer() -> None:
 
 
 def test_task_event_example_is_accepted_by_the_notifier_consumer() -> None:
-    event = decode_task_event((EXAMPLES_DIR / "task.light_changed.v1.json").read_bytes())
+    event = decode_task_event((EXAMPLES_DIR / "task.condition_changed.v1.json").read_bytes())
     assert event.light == "red" and event.days_overdue == 1
 
 
@@ -65,7 +65,7 @@ def test_directory_examples_are_accepted_by_the_directory_followers(name: str) -
 
 
 def test_unknown_version_and_type_are_refused_not_guessed() -> None:
-    data = json.loads((EXAMPLES_DIR / "task.light_changed.v1.json").read_bytes())
+    data = json.loads((EXAMPLES_DIR / "task.condition_changed.v1.json").read_bytes())
     with pytest.raises(UnsupportedEvent, match="schema_version"):
         decode_task_event(json.dumps({**data, "schema_version": 2}).encode())
     with pytest.raises(UnsupportedEvent, match="event_type"):
@@ -75,9 +75,9 @@ def test_unknown_version_and_type_are_refused_not_guessed() -> None:
 
 
 def test_events_are_frozen_and_reject_unknown_fields() -> None:
-    data = json.loads((EXAMPLES_DIR / "task.light_changed.v1.json").read_bytes())
-    event = TaskLightChanged.model_validate(data)
+    data = json.loads((EXAMPLES_DIR / "task.condition_changed.v1.json").read_bytes())
+    event = TaskConditionChanged.model_validate(data)
     with pytest.raises(ValidationError):
         event.light = "green"  # type: ignore[misc]
     with pytest.raises(ValidationError):
-        TaskLightChanged.model_validate({**data, "acting_unit": "市财政局"})
+        TaskConditionChanged.model_validate({**data, "acting_unit": "市财政局"})

@@ -71,8 +71,9 @@ def robot_errcode(response: httpx.Response, transient_codes: frozenset[int], rob
             response.status_code,
         ) from exc
     if not isinstance(answer, dict) or "errcode" not in answer:
-        raise PermanentDeliveryError(f"{robot} answer has no errcode: {answer!r}"[:300],
-                                     response.status_code)
+        raise PermanentDeliveryError(
+            f"{robot} answer has no errcode: {answer!r}"[:300], response.status_code
+        )
     errcode = answer["errcode"]
     if errcode == 0:
         return

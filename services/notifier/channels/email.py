@@ -103,7 +103,9 @@ class EmailChannel:
             smtp: smtplib.SMTP
             if settings.use_ssl:
                 smtp = smtplib.SMTP_SSL(
-                    settings.host, settings.port, timeout=settings.timeout,
+                    settings.host,
+                    settings.port,
+                    timeout=settings.timeout,
                     context=ssl.create_default_context(),
                 )
             else:
@@ -135,4 +137,3 @@ class EmailChannel:
     def send(self, message: OutboundMessage) -> DeliveryResult:
         """Deliver with retries; failures come back as a result, not an exception."""
         return send_with_retries(self.attempt, message, self._retry)
-

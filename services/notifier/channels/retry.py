@@ -95,8 +95,9 @@ def send_with_retries(
             error=f"gave up after {attempts} attempts: {exc}",
         )
     except PermanentDeliveryError as exc:
-        return DeliveryResult(ok=False, attempts=attempts, status_code=exc.status_code,
-                              error=str(exc))
+        return DeliveryResult(
+            ok=False, attempts=attempts, status_code=exc.status_code, error=str(exc)
+        )
     return DeliveryResult(ok=True, attempts=attempts, status_code=status_code)
 
 

@@ -89,8 +89,14 @@ class _ContactsFile(BaseModel):
     contacts: tuple[_ContactEntry, ...]
 
 
-_FIELD_NAMES = ("email", "webhook_url", "wecom_url", "dingtalk_url", "dingtalk_secret",
-                "webhook_secret")
+_FIELD_NAMES = (
+    "email",
+    "webhook_url",
+    "wecom_url",
+    "dingtalk_url",
+    "dingtalk_secret",
+    "webhook_secret",
+)
 
 
 @dataclass(frozen=True)
@@ -179,9 +185,7 @@ class ContactBook:
             raise MissingContact(recipient, channel, "the entry has no webhook_secret")
         return ResolvedContact(recipient, channel, address, secret, contact)
 
-    def missing(
-        self, wanted: Iterable[tuple[Recipient, ChannelKind]]
-    ) -> list[MissingContact]:
+    def missing(self, wanted: Iterable[tuple[Recipient, ChannelKind]]) -> list[MissingContact]:
         """Every (recipient, channel) pair that cannot be resolved, for start-up checks."""
         problems: list[MissingContact] = []
         for recipient, channel in dict.fromkeys(wanted):

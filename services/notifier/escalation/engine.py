@@ -494,8 +494,13 @@ def evaluate(
         notifications += planned
         gaps += task_gaps
     notifications.sort(
-        key=lambda n: (n.recipient.role.value, n.recipient.name, n.channel.value, -n.level,
-                       n.task_ids)
+        key=lambda n: (
+            n.recipient.role.value,
+            n.recipient.name,
+            n.channel.value,
+            -n.level,
+            n.task_ids,
+        )
     )
     return Plan(tuple(notifications), tuple(gaps), window, policy.fingerprint)
 
@@ -512,20 +517,30 @@ def plan(
     return list(evaluate(conditions, history, acks, snoozes, policy, now).notifications)
 
 
-def digest_id(recipient: Recipient, channel: ChannelKind, window: datetime,
-              notification_ids: Iterable[uuid.UUID]) -> uuid.UUID:
+def digest_id(
+    recipient: Recipient,
+    channel: ChannelKind,
+    window: datetime,
+    notification_ids: Iterable[uuid.UUID],
+) -> uuid.UUID:
     """The deterministic id of a digest; it doubles as the delivery's idempotency key."""
     key = "|".join(
-        ("digest", recipient.role.value, recipient.name, channel.value, window.isoformat(),
-         ",".join(sorted(str(n) for n in notification_ids)))
+        (
+            "digest",
+            recipient.role.value,
+            recipient.name,
+            channel.value,
+            window.isoformat(),
+            ",".join(sorted(str(n) for n in notification_ids)),
+        )
     )
     return uuid.uuid5(NOTIFICATION_NAMESPACE, key)
 
 
 def group_into_digests(planned: Iterable[PlannedNotification]) -> list[Digest]:
     """One digest per recipient, channel and window, listing the highest levels first."""
-    groups: dict[tuple[Recipient, ChannelKind, datetime], list[PlannedNotification]] = (
-        defaultdict(list)
+    groups: dict[tuple[Recipient, ChannelKind, datetime], list[PlannedNotification]] = defaultdict(
+        list
     )
     for item in planned:
         groups[(item.recipient, item.channel, item.window_start)].append(item)

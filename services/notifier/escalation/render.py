@@ -22,8 +22,17 @@ LIGHT_ZH = {"green": "绿灯", "yellow": "黄灯", "red": "红灯", "blue": "蓝
 # (a stray `[`, `*` or `<` in a document title must not turn into a link or markup).
 _MARKDOWN_NEUTRAL = str.maketrans(
     {
-        "\\": "＼", "*": "＊", "_": "＿", "`": "｀", "[": "［", "]": "］", "<": "＜",
-        ">": "＞", "#": "＃", "|": "｜", "~": "～",
+        "\\": "＼",
+        "*": "＊",
+        "_": "＿",
+        "`": "｀",
+        "[": "［",
+        "]": "］",
+        "<": "＜",
+        ">": "＞",
+        "#": "＃",
+        "|": "｜",
+        "~": "～",
     }
 )
 
@@ -121,8 +130,9 @@ def _line(index: int, item: PlannedNotification, task: TaskCondition, window: da
         co_units="、".join(task.co_units),
         leaders="、".join(task.leaders),
         reasons="；".join(task.reasons_zh),
-        due_date=format_date_zh(task.due_at.astimezone(zone) if task.due_at else None,
-                                with_year=True),
+        due_date=format_date_zh(
+            task.due_at.astimezone(zone) if task.due_at else None, with_year=True
+        ),
         action=item.action,
         respond_by=format_date_zh(item.respond_by),
     )

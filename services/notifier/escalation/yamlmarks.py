@@ -86,8 +86,13 @@ class _MarkedBuilder:
                 if not isinstance(key, str | int | bool | float) and key is not None:
                     pos = _position(key_node.start_mark)
                     self.problems.append(
-                        Problem(self.source, pos.line, pos.column, format_loc(loc),
-                                "mapping keys must be plain scalars")
+                        Problem(
+                            self.source,
+                            pos.line,
+                            pos.column,
+                            format_loc(loc),
+                            "mapping keys must be plain scalars",
+                        )
                     )
                     continue
                 child_loc = (*loc, key if isinstance(key, str | int) else str(key))
@@ -96,8 +101,13 @@ class _MarkedBuilder:
                     # PyYAML silently keeps the last duplicate; a policy that says two
                     # different things about one key is a mistake worth stopping for.
                     self.problems.append(
-                        Problem(self.source, pos.line, pos.column, format_loc(child_loc),
-                                "duplicate key")
+                        Problem(
+                            self.source,
+                            pos.line,
+                            pos.column,
+                            format_loc(child_loc),
+                            "duplicate key",
+                        )
                     )
                     continue
                 self.marks[child_loc] = pos

@@ -322,8 +322,9 @@ def test_missing_recipients_are_reported_not_skipped() -> None:
     assert {(g.level, g.role) for g in first.gaps} == {(2, RecipientRole.LEAD_UNIT_LEADERSHIP)}
     assert keys(first.notifications) == L2_OFFICE
     sim.tick(sh(7, 1), red(1, leaders=(), lead_units=()))
-    result = evaluate([red(8, leaders=(), lead_units=())], sim.history, [], [], sim.policy,
-                      sh(7, 8))
+    result = evaluate(
+        [red(8, leaders=(), lead_units=())], sim.history, [], [], sim.policy, sh(7, 8)
+    )
     assert {(g.level, g.role) for g in result.gaps} == {
         (2, RecipientRole.LEAD_UNIT_LEADERSHIP),
         (3, RecipientRole.SUPERVISING_LEADER),

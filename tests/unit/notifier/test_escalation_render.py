@@ -154,6 +154,4 @@ def test_system_url_links_in_every_format() -> None:
 def test_system_url_must_be_http() -> None:
     tasks = red_tasks()
     with pytest.raises(ValueError, match="system_url"):
-        render_message(
-            digest_for(list(tasks.values()), 5), tasks, system_url="javascript:alert(1)"
-        )
+        render_message(digest_for(list(tasks.values()), 5), tasks, system_url="javascript:alert(1)")

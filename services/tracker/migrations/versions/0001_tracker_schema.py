@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:44:24.540820
+Create Date: 2026-11-23 18:51:54.124883
 """
 
 from collections.abc import Sequence
@@ -162,6 +162,8 @@ def upgrade() -> None:
         sa.Column("last_report_has_blockers", sa.Boolean(), nullable=False),
         sa.Column("reported_periods", postgresql.ARRAY(sa.String(length=7)), nullable=False),
         sa.Column("red_since", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("report_due_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("announced", postgresql.JSONB(astext_type=sa.Text()), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
