@@ -123,6 +123,30 @@ class TaskConditionChanged(EventBase):
     leaders: list[str]
 
 
+class TaskActionRecorded(EventBase):
+    """A unit or the office acted on a task (退回, 延期, 申请销号, 销号, 重新启用, 签收…).
+
+    Published by tracker for the timeline and downstream consumers; the condition change it
+    may cause follows as its own `task.condition_changed`.
+    """
+
+    event_type: Literal["task.action_recorded"] = "task.action_recorded"
+    schema_version: Literal[1] = 1
+    task_code: ShortText
+    action: Literal[
+        "report_returned",
+        "extension_requested",
+        "extension_granted",
+        "extension_refused",
+        "completion_requested",
+        "closed",
+        "reopened",
+    ]
+    actor_role: str
+    actor_unit: str | None
+    details: dict[str, Any]
+
+
 class ApiKeyPublished(EventBase):
     """An API key's hash and scope, for intake's authentication; keyed `key:<key_id>`."""
 
@@ -176,11 +200,17 @@ def decode_report_event(raw: bytes) -> ProgressReportSubmitted:
     return ProgressReportSubmitted.model_validate(data)
 
 
-def decode_task_event(raw: bytes) -> TaskConditionChanged:
+TaskEvent = TaskConditionChanged | TaskActionRecorded
+_task_event_adapter: TypeAdapter[TaskEvent] = TypeAdapter(
+    Annotated[TaskEvent, Field(discriminator="event_type")]
+)
+
+
+def decode_task_event(raw: bytes) -> TaskEvent:
     """Parse a message from the task-events topic; raises on anything unusable."""
     data = json.loads(raw)
-    _check_envelope(data, {"task.condition_changed": {1}})
-    return TaskConditionChanged.model_validate(data)
+    _check_envelope(data, {"task.condition_changed": {1}, "task.action_recorded": {1}})
+    return _task_event_adapter.validate_python(data)
 
 
 def decode_directory_event(raw: bytes) -> ApiKeyPublished | TaskAssignmentPublished:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.notifier.service import MessagePosition, apply_task_event
 from shared.clock import Clock
 from shared.db import UnitOfWork
-from shared.events import UnsupportedEvent, decode_task_event
+from shared.events import TaskConditionChanged, UnsupportedEvent, decode_task_event
 from shared.kafka import Outcome, PoisonMessage
 
 
@@ -25,6 +25,9 @@ def make_task_event_handler(
             event = decode_task_event(message.value)
         except (ValueError, ValidationError, UnsupportedEvent) as exc:
             raise PoisonMessage(f"undecodable task event: {exc}") from exc
+        if not isinstance(event, TaskConditionChanged):
+            # Office actions reach the notifier through the condition change they cause.
+            return Outcome.APPLIED
         position = MessagePosition(message.topic, message.partition, message.offset)
         with UnitOfWork(session_factory) as uow:
             outcome = apply_task_event(

@@ -1,45 +1,22 @@
 """The tracker's HTTP API: task state and history, health and metrics."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.tracker import metrics
-from services.tracker.auth import Principal, authenticate, bearer_token
-from services.tracker.orm import Report, Task, TaskUnit, Unit
+from services.tracker.actions import TaskNotFound
+from services.tracker.deps import SessionDep
+from services.tracker.domain.workflow import RuleViolation
+from services.tracker.routes import actions, catalog, tasks
 from services.tracker.settings import TrackerSettings
-from services.tracker.views import TaskDetail, TaskPage, TaskSummary, task_detail, task_summary
 from services.tracker.workers import TrackerWorkers
 from shared.clock import Clock
-from shared.db import UnitOfWork
-
-Light = Literal["green", "yellow", "red", "blue", "grey"]
-SEES_EVERYTHING = frozenset({"supervisor", "admin", "leader", "operator"})
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    """One unit of work per request; read-only routes never commit."""
-    with UnitOfWork(request.app.state.session_factory) as uow:
-        yield uow.session
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
-
-
-def get_principal(
-    request: Request, token: Annotated[str, Depends(bearer_token)], db: SessionDep
-) -> Principal:
-    """The authenticated caller."""
-    return authenticate(db, token, now=request.app.state.clock.now())
-
-
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
 def create_app(
@@ -113,70 +90,15 @@ def create_app(
     def prometheus_metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get(
-        "/v1/tasks/{code}",
-        response_model=TaskDetail,
-        tags=["tasks"],
-        responses={401: {"description": "未认证"}, 404: {"description": "任务不存在"}},
-    )
-    def get_task(code: str, db: SessionDep, who: PrincipalDep) -> TaskDetail:
-        """A task's state, milestones, targets and full report history."""
-        task = db.execute(select(Task).where(Task.code == code)).scalar_one_or_none()
-        if task is None or not _may_read(who, task):
-            # Forbidden looks like unknown, so a unit cannot probe other units' task codes.
-            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"任务不存在 (no task {code})")
-        reports = list(
-            db.execute(
-                select(Report).where(Report.task_id == task.id).order_by(Report.submitted_at)
-            ).scalars()
-        )
-        return task_detail(task, reports)
+    @app.exception_handler(RuleViolation)
+    async def rule_violation(_request: Request, exc: RuleViolation) -> JSONResponse:
+        return JSONResponse({"detail": exc.to_body()}, status_code=exc.http_status)
 
-    @app.get(
-        "/v1/tasks",
-        response_model=TaskPage,
-        tags=["tasks"],
-        responses={401: {"description": "未认证"}},
-    )
-    def list_tasks(
-        db: SessionDep,
-        who: PrincipalDep,
-        unit: Annotated[str | None, Query(max_length=200, description="责任单位")] = None,
-        light: Annotated[Light | None, Query(description="灯色")] = None,
-        section: Annotated[str | None, Query(max_length=200, description="主要任务")] = None,
-        leader: Annotated[str | None, Query(max_length=50, description="分管领导")] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
-    ) -> TaskPage:
-        """Tasks filtered by unit (lead or co-unit), light, section and leader; paginated."""
-        query = select(Task)
-        if who.role not in SEES_EVERYTHING:
-            query = query.where(
-                Task.id.in_(select(TaskUnit.task_id).where(TaskUnit.unit_id == who.unit_id))
-            )
-        if unit is not None:
-            query = query.where(
-                Task.id.in_(select(TaskUnit.task_id).join(Unit).where(Unit.name == unit))
-            )
-        if light is not None:
-            query = query.where(Task.light == light)
-        if section is not None:
-            query = query.where(Task.section == section)
-        if leader is not None:
-            query = query.where(Task.leaders.contains([leader]))
-        total = db.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        tasks = db.execute(query.order_by(Task.id).limit(limit).offset(offset)).scalars().all()
-        return TaskPage(
-            items=[TaskSummary(**task_summary(t)) for t in tasks],
-            total=total,
-            limit=limit,
-            offset=offset,
-        )
+    @app.exception_handler(TaskNotFound)
+    async def task_not_found(_request: Request, exc: TaskNotFound) -> JSONResponse:
+        return JSONResponse({"detail": f"任务不存在 (no task {exc})"}, status_code=404)
 
+    app.include_router(tasks.router)
+    app.include_router(actions.router)
+    app.include_router(catalog.router)
     return app
-
-
-def _may_read(who: Principal, task: Task) -> bool:
-    if who.role in SEES_EVERYTHING:
-        return True
-    return any(a.unit_id == who.unit_id for a in task.assignments)

@@ -13,6 +13,12 @@ from services.tracker.domain.lights import (
     TaskSnapshot,
     evaluate,
 )
+from services.tracker.domain.progress import (
+    IndicatorProgress,
+    MilestoneProgress,
+    ProgressNode,
+    rolled_up_percent,
+)
 from services.tracker.domain.workflow import TaskStatus
 from services.tracker.orm import Task
 from shared.clock import end_of_day, shanghai_date
@@ -55,6 +61,22 @@ def _periods(task: Task, cadence: Cadence | None) -> frozenset[ReportPeriod]:
     return frozenset(periods)
 
 
+def progress_of(task: Task) -> float | None:
+    """Milestones and indicators roll up (weighted mean, as Decidim's result trees) into the
+    task's progress; without them the lead unit's reported percent stands."""
+    nodes: list[ProgressNode] = [
+        MilestoneProgress(name=m.text, done=m.done_at is not None) for m in task.milestones
+    ]
+    nodes += [
+        IndicatorProgress(name=t.indicator, target=float(t.value), actual=float(t.actual or 0))
+        for t in task.targets
+        if t.value > 0
+    ]
+    if nodes and task.last_report_at is not None:
+        return rolled_up_percent(nodes)
+    return float(task.percent) if task.last_report_at is not None else None
+
+
 def snapshot_of(task: Task, policy: LightPolicy = DEFAULT_POLICY) -> TaskSnapshot:
     """What the light rules need to know about a stored task."""
     cadence = cadence_of(task, policy)
@@ -70,7 +92,7 @@ def snapshot_of(task: Task, policy: LightPolicy = DEFAULT_POLICY) -> TaskSnapsho
         extended_due=task.extended_due_date,
         created_at=task.created_at,
         cadence=cadence,
-        latest_percent=task.percent if task.last_report_at else None,
+        latest_percent=progress_of(task),
         latest_report_at=task.last_report_at,
         latest_report_has_blockers=task.last_report_has_blockers,
         received_periods=_periods(task, cadence),

@@ -126,6 +126,12 @@ class Task(Base):
     reported_periods: Mapped[list[str]] = mapped_column(ARRAY(String(7)), default=list)
     red_since: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     report_due_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    pending_extension_due: Mapped[dt.date | None] = mapped_column(Date)
+    pending_extension_asked_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    pending_extension_reason: Mapped[str | None] = mapped_column(Text)
+    return_comment: Mapped[str | None] = mapped_column(Text)
+    completion_requested_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     # What the last task event announced; a new one goes out only when this changes.
     announced: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
@@ -156,6 +162,7 @@ class Task(Base):
             postgresql_where=sql_text("next_evaluation_at IS NOT NULL"),
         ),
         Index("ix_tasks_light", "light"),
+        Index("ix_tasks_due_date", "due_date"),
     )
 
     @property
@@ -240,11 +247,47 @@ class Report(Base):
     next_steps: Mapped[str | None] = mapped_column(Text)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     submitted_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    returned_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    return_comment: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
 
     unit: Mapped[Unit] = relationship(lazy="joined")
 
     __table_args__ = (Index("ix_reports_task_id_submitted_at", "task_id", "submitted_at"),)
+
+
+class ExtensionDecision(Base):
+    """An extension request and how the office decided it; the original due date stays."""
+
+    __tablename__ = "extension_decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    requested_due: Mapped[dt.date] = mapped_column(Date)
+    asked_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    outcome: Mapped[str] = mapped_column(String(20))
+    decided_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (Index("ix_extension_decisions_task_id", "task_id"),)
+
+
+class TaskAction(Base):
+    """One entry of a task's timeline and the audit log: who did what, when, from where."""
+
+    __tablename__ = "task_actions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(40))
+    actor_role: Mapped[str] = mapped_column(String(30))
+    actor_unit: Mapped[str | None] = mapped_column(String(200))
+    actor_key_id: Mapped[str | None] = mapped_column(String(40))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+    __table_args__ = (Index("ix_task_actions_task_id_at", "task_id", "at"),)
 
 
 class ProcessedEvent(Base):
@@ -298,6 +341,7 @@ __all__ = [
     "ApiKey",
     "Base",
     "Document",
+    "ExtensionDecision",
     "Milestone",
     "OutboxMessage",
     "PlanGoal",
@@ -305,6 +349,7 @@ __all__ = [
     "Report",
     "Target",
     "Task",
+    "TaskAction",
     "TaskUnit",
     "Unit",
 ]

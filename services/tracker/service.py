@@ -14,7 +14,9 @@ from sqlalchemy.orm import Session
 
 from services.tracker import metrics, outbox
 from services.tracker.assessment import assess, period_for_report
-from services.tracker.orm import ApiKey, ProcessedEvent, Report, Task, Unit
+from services.tracker.domain import workflow as rules
+from services.tracker.domain.workflow import Role, RuleViolation, TaskStatus, WorkflowState
+from services.tracker.orm import ApiKey, ProcessedEvent, Report, Task, TaskAction, Unit
 from shared import topics
 from shared.events import (
     ApiKeyPublished,
@@ -102,8 +104,20 @@ def apply_report(
             submitted_at=event.occurred_at,
         )
     )
-    if role == "lead":
+    actor = Role.LEAD_UNIT if role == "lead" else Role.CO_UNIT
+    try:
+        after = rules.submit_report(
+            WorkflowState(status=TaskStatus(task.status)), actor=actor, at=event.occurred_at
+        )
+    except RuleViolation as violation:
+        # Accepted with 202 while the task could still take reports: keep the record, but it
+        # does not move the task (e.g. it arrived after the completion request).
+        log.warning("report.recorded_only", task=task.code, rule=violation.code)
+        after = None
+    if role == "lead" and after is not None:
         # The lead unit's report is the task's consolidated report.
+        task.status = after.status.value
+        task.return_comment = after.return_comment_zh
         task.percent = report.percent
         task.last_report_has_blockers = bool(report.blockers)
         done = {m.milestone for m in report.milestones if m.done}
@@ -116,8 +130,6 @@ def apply_report(
                 target.actual = actuals[target.indicator]
         if period is not None and period not in task.reported_periods:
             task.reported_periods = [*task.reported_periods, period]
-        if task.status in ("not_started", "returned"):
-            task.status = "in_progress"
     task.last_report_at = max(filter(None, (task.last_report_at, event.occurred_at)))
     metrics.REPORTS_APPLIED.labels(role).inc()
     reevaluate(session, task, now=now)
@@ -136,6 +148,17 @@ def reevaluate(session: Session, task: Task, *, now: dt.datetime) -> bool:
     if assessment.light != task.light or task.light_changed_at is None:
         task.light = assessment.light
         task.light_changed_at = now
+        session.add(
+            TaskAction(
+                task_id=task.id,
+                action="light_changed",
+                actor_role="system",
+                actor_unit=None,
+                actor_key_id=None,
+                at=now,
+                details={"from": previous, "to": task.light, "reasons": list(assessment.reasons)},
+            )
+        )
     # Day counters are left out: the notifier derives them from red_since.
     condition = {
         "light": task.light,
@@ -156,11 +179,11 @@ def reevaluate(session: Session, task: Task, *, now: dt.datetime) -> bool:
             task_code=task.code,
             title=task.text,
             section=task.section,
-            light=task.light,  # type: ignore[arg-type]
-            previous_light=previous if previous != task.light else None,  # type: ignore[arg-type]
+            light=task.light,
+            previous_light=previous if previous != task.light else None,
             light_since=task.light_changed_at,
             reasons=list(assessment.reasons),
-            status=task.status,  # type: ignore[arg-type]
+            status=task.status,
             due=task.effective_due,
             original_due=task.due_date,
             days_overdue=assessment.days_overdue,
@@ -224,7 +247,7 @@ def publish_key(session: Session, key: ApiKey, *, now: dt.datetime) -> None:
             occurred_at=now,
             key_id=key.key_id,
             key_hash=key.key_hash,
-            role=key.role,  # type: ignore[arg-type]
+            role=key.role,
             unit=key.unit.name if key.unit else None,
             expires_at=key.expires_at,
             revoked=key.revoked_at is not None,

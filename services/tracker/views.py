@@ -7,8 +7,9 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from services.tracker.assessment import progress_of
 from services.tracker.orm import Report, Task
 
 
@@ -25,7 +26,7 @@ class TargetView(BaseModel):
 
     indicator: str
     value: Decimal
-    unit: str | None
+    unit: str
     actual: Decimal | None
 
 
@@ -42,6 +43,8 @@ class ReportView(BaseModel):
     next_steps: str | None
     submitted_at: dt.datetime
     received_at: dt.datetime
+    returned_at: dt.datetime | None
+    return_comment: str | None
     details: dict[str, Any]
 
 
@@ -60,11 +63,20 @@ class TaskSummary(BaseModel):
     due: dt.date | None
     original_due: dt.date | None
     status: str
-    percent: int
+    percent: int = Field(description="牵头单位最近报送的完成进度")
+    progress: float | None = Field(description="按节点和指标加权汇总的进度")
     light: str
     light_reasons: list[str]
     days_overdue: int
     last_report_at: dt.datetime | None
+
+
+class PendingExtension(BaseModel):
+    """An extension the lead unit asked for, awaiting the office."""
+
+    requested_due: dt.date
+    asked_at: dt.datetime
+    reason: str
 
 
 class TaskDetail(TaskSummary):
@@ -72,9 +84,31 @@ class TaskDetail(TaskSummary):
 
     text_original: str | None
     cadence: str | None
+    report_due_at: dt.datetime | None
+    pending_extension: PendingExtension | None
+    return_comment: str | None
     milestones: list[MilestoneView]
     targets: list[TargetView]
     reports: list[ReportView]
+
+
+class TimelineEntry(BaseModel):
+    """One thing that happened to a task."""
+
+    at: dt.datetime
+    kind: str
+    actor: str
+    summary: str
+    details: dict[str, Any]
+
+
+class TimelinePage(BaseModel):
+    """A page of a task's timeline, oldest first."""
+
+    items: list[TimelineEntry]
+    total: int
+    limit: int
+    offset: int
 
 
 class TaskPage(BaseModel):
@@ -102,6 +136,7 @@ def task_summary(task: Task) -> dict[str, Any]:
         "original_due": task.due_date,
         "status": task.status,
         "percent": task.percent,
+        "progress": progress_of(task),
         "light": task.light,
         "light_reasons": list(task.light_reasons),
         "days_overdue": task.days_overdue,
@@ -115,6 +150,17 @@ def task_detail(task: Task, reports: list[Report]) -> TaskDetail:
         **task_summary(task),
         text_original=task.text_original,
         cadence=task.cadence,
+        report_due_at=task.report_due_at,
+        pending_extension=(
+            PendingExtension(
+                requested_due=task.pending_extension_due,
+                asked_at=task.pending_extension_asked_at,
+                reason=task.pending_extension_reason or "",
+            )
+            if task.pending_extension_due and task.pending_extension_asked_at
+            else None
+        ),
+        return_comment=task.return_comment,
         milestones=[
             MilestoneView(text=m.text, due=m.due_date, done_at=m.done_at) for m in task.milestones
         ],
@@ -134,6 +180,8 @@ def task_detail(task: Task, reports: list[Report]) -> TaskDetail:
                 next_steps=r.next_steps,
                 submitted_at=r.submitted_at,
                 received_at=r.received_at,
+                returned_at=r.returned_at,
+                return_comment=r.return_comment,
                 details=r.payload,
             )
             for r in reports

@@ -14,6 +14,7 @@ from shared.events import (
     ApiKeyPublished,
     ProgressReportSubmitted,
     TaskAssignmentPublished,
+    TaskActionRecorded,
     TaskConditionChanged,
     UnsupportedEvent,
     decode_directory_event,
@@ -26,6 +27,7 @@ EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
 MODELS: dict[str, type[BaseModel]] = {
     "progress_report.submitted": ProgressReportSubmitted,
     "task.condition_changed": TaskConditionChanged,
+    "task.action_recorded": TaskActionRecorded,
     "directory.api_key": ApiKeyPublished,
     "directory.task_assignment": TaskAssignmentPublished,
 }
@@ -52,9 +54,12 @@ def test_report_example_is_accepted_by_the_tracker_consumer() -> None:
     assert event.unit == "市发展改革委"
 
 
-def test_task_event_example_is_accepted_by_the_notifier_consumer() -> None:
+def test_task_event_examples_are_accepted_by_the_notifier_consumer() -> None:
     event = decode_task_event((EXAMPLES_DIR / "task.condition_changed.v1.json").read_bytes())
+    assert isinstance(event, TaskConditionChanged)
     assert event.light == "red" and event.days_overdue == 1
+    action = decode_task_event((EXAMPLES_DIR / "task.action_recorded.v1.json").read_bytes())
+    assert isinstance(action, TaskActionRecorded) and action.action == "extension_granted"
 
 
 @pytest.mark.parametrize("name", ["directory.api_key.v1.json", "directory.task_assignment.v1.json"])

@@ -39,13 +39,13 @@ from services.tracker.domain.cadence import (
     ReportPeriod,
     due_report,
 )
+from services.tracker.domain.workflow import TaskStatus
 from shared.clock import (
     require_aware,
     shanghai_date,
     start_of_day,
     start_of_next_day,
 )
-from services.tracker.domain.workflow import TaskStatus
 
 
 class Light(StrEnum):

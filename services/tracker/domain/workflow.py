@@ -50,7 +50,7 @@ class Role(StrEnum):
 
 
 # The name is part of the API the tracker's entrypoints code against, hence no Error suffix.
-class RuleViolation(Exception):  # noqa: N818
+class RuleViolation(Exception):
     """A workflow rule refused the transition; `code` names the rule for the API body."""
 
     def __init__(self, code: str, message_zh: str, http_status: int) -> None:

@@ -1,0 +1,327 @@
+"""Workflow actions on a task: the pure rules decide, this module loads, records and announces.
+
+Each function takes the caller's session (the request owns the transaction), writes an audit
+record on the timeline, emits a `task.action_recorded` event through the outbox, and lets the
+light be re-evaluated, which announces any condition change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.tracker import outbox
+from services.tracker.auth import Principal
+from services.tracker.domain import workflow as rules
+from services.tracker.domain.workflow import Role, RuleViolation, TaskStatus, WorkflowState
+from services.tracker.orm import ExtensionDecision, Report, Task, TaskAction
+from services.tracker.service import publish_assignment, reevaluate
+from shared import topics
+from shared.events import TaskActionRecorded, new_event_id
+
+
+class TaskNotFound(LookupError):
+    """No such task, or one the caller may not see (they look the same on purpose)."""
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and in which role towards this task."""
+
+    principal: Principal
+    role: Role | None
+
+
+def role_towards(principal: Principal, task: Task) -> Role | None:
+    """The caller's role for this task, or None if it has none."""
+    if principal.role == "supervisor":
+        return Role.SUPERVISOR
+    if principal.role == "leader":
+        return Role.SUPERVISING_LEADER
+    if principal.role == "unit":
+        for assignment in task.assignments:
+            if assignment.unit_id == principal.unit_id:
+                return Role.LEAD_UNIT if assignment.role == "lead" else Role.CO_UNIT
+    return None
+
+
+def load_for_action(session: Session, *, code: str, principal: Principal) -> tuple[Task, Role]:
+    """Lock the task for this transaction; 404 for the unknown and the invisible alike."""
+    task = session.execute(
+        select(Task).where(Task.code == code).with_for_update()
+    ).scalar_one_or_none()
+    role = role_towards(principal, task) if task is not None else None
+    if task is None or (role is None and principal.role not in ("admin", "operator")):
+        raise TaskNotFound(code)
+    if role is None:
+        raise RuleViolation("role_without_workflow_rights", "该角色不能办理任务流程", 403)
+    return task, role
+
+
+def state_of(task: Task) -> WorkflowState:
+    """The workflow-relevant part of a stored task."""
+    pending = None
+    if task.pending_extension_due is not None and task.pending_extension_asked_at is not None:
+        pending = rules.ExtensionRequest(
+            requested_due=task.pending_extension_due,
+            asked_at=task.pending_extension_asked_at,
+            reason_zh=task.pending_extension_reason or "",
+        )
+    return WorkflowState(
+        status=TaskStatus(task.status),
+        due_date=task.due_date,
+        extended_due=task.extended_due_date,
+        pending_extension=pending,
+        return_comment_zh=task.return_comment,
+        completion_requested_at=task.completion_requested_at,
+        closed_at=task.closed_at,
+    )
+
+
+def _store(
+    session: Session, task: Task, before: WorkflowState, after: WorkflowState, now: dt.datetime
+) -> None:
+    status_before = task.status
+    task.status = after.status.value
+    task.extended_due_date = after.extended_due
+    task.return_comment = after.return_comment_zh
+    task.completion_requested_at = after.completion_requested_at
+    task.closed_at = after.closed_at
+    request = after.pending_extension
+    task.pending_extension_due = request.requested_due if request else None
+    task.pending_extension_asked_at = request.asked_at if request else None
+    task.pending_extension_reason = request.reason_zh if request else None
+    for decision in after.extension_history[len(before.extension_history) :]:
+        session.add(
+            ExtensionDecision(
+                task_id=task.id,
+                requested_due=decision.request.requested_due,
+                asked_at=decision.request.asked_at,
+                reason=decision.request.reason_zh,
+                outcome=decision.outcome.value,
+                decided_at=decision.decided_at,
+                comment=decision.comment_zh,
+            )
+        )
+    if status_before != task.status:
+        # Intake learns at once whether the task still accepts reports.
+        publish_assignment(session, task, now=now)
+
+
+def _record(
+    session: Session,
+    task: Task,
+    *,
+    action: str,
+    principal: Principal,
+    now: dt.datetime,
+    details: dict[str, Any],
+) -> None:
+    session.add(
+        TaskAction(
+            task_id=task.id,
+            action=action,
+            actor_role=principal.role,
+            actor_unit=principal.unit,
+            actor_key_id=principal.key_id,
+            at=now,
+            details=details,
+        )
+    )
+    outbox.add(
+        session,
+        topic=topics.TASK_EVENTS,
+        key=task.code,
+        event=TaskActionRecorded(
+            event_id=new_event_id(),
+            occurred_at=now,
+            task_code=task.code,
+            action=action,
+            actor_role=principal.role,
+            actor_unit=principal.unit,
+            details=details,
+        ),
+    )
+
+
+def _finish(
+    session: Session,
+    task: Task,
+    before: WorkflowState,
+    after: WorkflowState,
+    *,
+    action: str,
+    principal: Principal,
+    now: dt.datetime,
+    details: dict[str, Any],
+) -> Task:
+    _store(session, task, before, after, now)
+    _record(session, task, action=action, principal=principal, now=now, details=details)
+    session.flush()
+    reevaluate(session, task, now=now)
+    return task
+
+
+def return_report(
+    session: Session,
+    *,
+    code: str,
+    event_id: uuid.UUID,
+    comment: str,
+    principal: Principal,
+    now: dt.datetime,
+) -> Task:
+    """退回: send the latest consolidated report back; its period is owed again."""
+    task, role = load_for_action(session, code=code, principal=principal)
+    latest = session.execute(
+        select(Report)
+        .where(Report.task_id == task.id, Report.role == "lead", Report.returned_at.is_(None))
+        .order_by(Report.submitted_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    if latest is None or latest.event_id != event_id:
+        raise RuleViolation(
+            "only_latest_report_can_be_returned", "只能退回牵头单位最近一次报送的报告", 409
+        )
+    before = state_of(task)
+    after = rules.return_report(before, actor=role, at=now, comment_zh=comment)
+    latest.returned_at, latest.return_comment = now, comment.strip()
+    if latest.period is not None:
+        task.reported_periods = [p for p in task.reported_periods if p != latest.period]
+    return _finish(
+        session,
+        task,
+        before,
+        after,
+        action="report_returned",
+        principal=principal,
+        now=now,
+        details={"event_id": str(event_id), "comment": comment.strip()},
+    )
+
+
+def request_extension(
+    session: Session,
+    *,
+    code: str,
+    new_due: dt.date,
+    reason: str,
+    principal: Principal,
+    now: dt.datetime,
+) -> Task:
+    """The lead unit asks, before the due date, for a later one."""
+    task, role = load_for_action(session, code=code, principal=principal)
+    before = state_of(task)
+    after = rules.request_extension(
+        before, actor=role, new_due=new_due, asked_at=now, reason_zh=reason
+    )
+    return _finish(
+        session,
+        task,
+        before,
+        after,
+        action="extension_requested",
+        principal=principal,
+        now=now,
+        details={
+            "requested_due": new_due.isoformat(),
+            "reason": reason.strip(),
+            "current_due": _iso(before.effective_due),
+        },
+    )
+
+
+def decide_extension(
+    session: Session,
+    *,
+    code: str,
+    grant: bool,
+    comment: str,
+    principal: Principal,
+    now: dt.datetime,
+) -> Task:
+    """The office grants (the original due date is kept on record) or refuses."""
+    task, role = load_for_action(session, code=code, principal=principal)
+    before = state_of(task)
+    decide = rules.grant_extension if grant else rules.refuse_extension
+    after = decide(before, actor=role, decided_at=now, comment_zh=comment)
+    return _finish(
+        session,
+        task,
+        before,
+        after,
+        action="extension_granted" if grant else "extension_refused",
+        principal=principal,
+        now=now,
+        details={
+            "original_due": _iso(task.due_date),
+            "extended_due": _iso(after.extended_due),
+            "comment": comment.strip(),
+        },
+    )
+
+
+def request_completion(
+    session: Session, *, code: str, summary: str, principal: Principal, now: dt.datetime
+) -> Task:
+    """申请销号: the lead unit reports the task complete."""
+    task, role = load_for_action(session, code=code, principal=principal)
+    before = state_of(task)
+    after = rules.request_completion(before, actor=role, at=now)
+    return _finish(
+        session,
+        task,
+        before,
+        after,
+        action="completion_requested",
+        principal=principal,
+        now=now,
+        details={"summary": summary.strip()},
+    )
+
+
+def close(
+    session: Session, *, code: str, comment: str, principal: Principal, now: dt.datetime
+) -> Task:
+    """销号: the office verifies the completed task and closes it."""
+    task, role = load_for_action(session, code=code, principal=principal)
+    before = state_of(task)
+    after = rules.close(before, actor=role, at=now)
+    return _finish(
+        session,
+        task,
+        before,
+        after,
+        action="closed",
+        principal=principal,
+        now=now,
+        details={"comment": comment.strip()},
+    )
+
+
+def reopen(
+    session: Session, *, code: str, comment: str, principal: Principal, now: dt.datetime
+) -> Task:
+    """The office reopens a closed task."""
+    task, role = load_for_action(session, code=code, principal=principal)
+    before = state_of(task)
+    after = rules.reopen(before, actor=role, at=now)
+    return _finish(
+        session,
+        task,
+        before,
+        after,
+        action="reopened",
+        principal=principal,
+        now=now,
+        details={"comment": comment.strip()},
+    )
+
+
+def _iso(day: dt.date | None) -> str | None:
+    return day.isoformat() if day else None
