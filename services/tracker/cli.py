@@ -165,3 +165,7 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="密钥编号 key_id"
         typer.echo(f"错误 (error): {exc}", err=True)
         raise typer.Exit(2) from exc
     typer.echo(f"已吊销 {key_id}")
+
+
+if __name__ == "__main__":
+    app()
