@@ -37,7 +37,7 @@ def duban(*args: str, database_url: str | None = None) -> subprocess.CompletedPr
     env = {**os.environ, "DUBAN_LOG_LEVEL": "WARNING"}
     if database_url:
         env["DATABASE_URL"] = database_url
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "-m", "services.tracker.cli", *args],
         capture_output=True,
         text=True,

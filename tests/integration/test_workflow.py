@@ -28,15 +28,20 @@ TASK = "T2022-001"  # lead 市发展改革委, co-unit 市统计局, due 2022-06
 
 def act(stack: Stack, who: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     response = stack.tracker.post(
-        f"/v1/tasks/{TASK}/{path}", json=body,
+        f"/v1/tasks/{TASK}/{path}",
+        json=body,
         headers={"Authorization": f"Bearer {stack.keys[who]}"},
     )
     return response.status_code, response.json()
 
 
 def task_events(bootstrap: str) -> list[dict[str, Any]]:
-    consumer = KafkaConsumer(topics.TASK_EVENTS, bootstrap_servers=bootstrap,
-                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    consumer = KafkaConsumer(
+        topics.TASK_EVENTS,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=3000,
+    )
     try:
         return [json.loads(m.value) for m in consumer]
     finally:
@@ -52,8 +57,12 @@ def test_a_task_walks_the_whole_cycle_and_each_step_is_emitted_once(
         wait_until(lambda: stack.task(TASK)["reports"], what="first report")
 
         # The office returns it; the task is 已退回 and the unit must resubmit.
-        code, body = act(stack, "supervisor", "returns",
-                         {"event_id": first["event_id"], "comment": "数据口径不清，请补充说明。"})
+        code, body = act(
+            stack,
+            "supervisor",
+            "returns",
+            {"event_id": first["event_id"], "comment": "数据口径不清，请补充说明。"},
+        )
         assert code == 200, body
         assert body["status"] == "returned"
         assert body["return_comment"] == "数据口径不清，请补充说明。"
@@ -65,8 +74,12 @@ def test_a_task_walks_the_whole_cycle_and_each_step_is_emitted_once(
 
         # Extension asked before the due date, granted by the office; the original is kept.
         stack.clock.set(dt.datetime(2022, 6, 20, 9, 0, tzinfo=SHANGHAI))
-        code, body = act(stack, "市发展改革委", "extension-requests",
-                         {"new_due": "2022-09-30", "reason": "受疫情影响，重点项目开工推迟。"})
+        code, body = act(
+            stack,
+            "市发展改革委",
+            "extension-requests",
+            {"new_due": "2022-09-30", "reason": "受疫情影响，重点项目开工推迟。"},
+        )
         assert code == 200, body
         assert body["pending_extension"]["requested_due"] == "2022-09-30"
         code, body = act(stack, "supervisor", "extension-requests/grant", {"comment": "同意。"})
@@ -79,8 +92,12 @@ def test_a_task_walks_the_whole_cycle_and_each_step_is_emitted_once(
         stack.scan()
         assert stack.task(TASK)["light"] != "red"
 
-        code, body = act(stack, "市发展改革委", "completion-requests",
-                         {"summary": "上半年地区生产总值增长5.1%，目标完成。"})
+        code, body = act(
+            stack,
+            "市发展改革委",
+            "completion-requests",
+            {"summary": "上半年地区生产总值增长5.1%，目标完成。"},
+        )
         assert code == 200, body
         assert (body["status"], body["light"]) == ("completion_requested", "blue")
 
@@ -93,8 +110,15 @@ def test_a_task_walks_the_whole_cycle_and_each_step_is_emitted_once(
             headers={"Authorization": f"Bearer {stack.keys['supervisor']}"},
         ).json()["items"]
         kinds = [entry["kind"] for entry in timeline]
-        for expected in ("report", "report_returned", "extension_requested",
-                         "extension_granted", "completion_requested", "closed", "light_changed"):
+        for expected in (
+            "report",
+            "report_returned",
+            "extension_requested",
+            "extension_granted",
+            "completion_requested",
+            "closed",
+            "light_changed",
+        ):
             assert expected in kinds, (expected, kinds)
         assert kinds.count("report") == 2
         assert [e["at"] for e in timeline] == sorted(e["at"] for e in timeline)
@@ -108,11 +132,20 @@ def test_a_task_walks_the_whole_cycle_and_each_step_is_emitted_once(
 
         events = wait_until(relayed, what="outbox relayed")
         actions = Counter(e["action"] for e in events if e["event_type"] == "task.action_recorded")
-        assert actions == Counter({"report_returned": 1, "extension_requested": 1,
-                                   "extension_granted": 1, "completion_requested": 1,
-                                   "closed": 1})
-        statuses = [e["status"] for e in events
-                    if e["event_type"] == "task.condition_changed" and e["task_code"] == TASK]
+        assert actions == Counter(
+            {
+                "report_returned": 1,
+                "extension_requested": 1,
+                "extension_granted": 1,
+                "completion_requested": 1,
+                "closed": 1,
+            }
+        )
+        statuses = [
+            e["status"]
+            for e in events
+            if e["event_type"] == "task.condition_changed" and e["task_code"] == TASK
+        ]
         assert statuses[-2:] == ["completion_requested", "closed"]
         assert "returned" in statuses
 
@@ -132,8 +165,12 @@ def test_invalid_transitions_name_the_rule(database_url: str, broker: Broker) ->
         assert code == 403 and body["detail"]["code"] == "only_supervisor_closes"
 
         stack.clock.set(dt.datetime(2022, 7, 1, 0, 0, tzinfo=SHANGHAI))
-        code, body = act(stack, "市发展改革委", "extension-requests",
-                         {"new_due": "2022-09-30", "reason": "来不及。"})
+        code, body = act(
+            stack,
+            "市发展改革委",
+            "extension-requests",
+            {"new_due": "2022-09-30", "reason": "来不及。"},
+        )
         assert code == 409 and body["detail"]["code"] == "extension_after_due"
 
         code, body = act(stack, "supervisor", "extension-requests/grant", {})
@@ -143,8 +180,12 @@ def test_invalid_transitions_name_the_rule(database_url: str, broker: Broker) ->
         code, body = act(stack, "市工业和信息化局", "completion-requests", {"summary": "x"})
         assert code == 404
 
-        code, body = act(stack, "市发展改革委", "extension-requests",
-                         {"new_due": "2022-09-30", "reason": "x", "status": "closed"})
+        code, body = act(
+            stack,
+            "市发展改革委",
+            "extension-requests",
+            {"new_due": "2022-09-30", "reason": "x", "status": "closed"},
+        )
         assert code == 422 and body["detail"][0]["loc"] == ["body", "status"]
         assert stack.task(TASK)["status"] == "not_started"
 
@@ -152,8 +193,9 @@ def test_invalid_transitions_name_the_rule(database_url: str, broker: Broker) ->
 def test_a_report_filed_the_minute_before_the_deadline_is_on_time(
     database_url: str, broker: Broker
 ) -> None:
-    with running_stack(database_url, broker.bootstrap,
-                       start=dt.datetime(2022, 6, 30, 23, 59, tzinfo=SHANGHAI)) as stack:
+    with running_stack(
+        database_url, broker.bootstrap, start=dt.datetime(2022, 6, 30, 23, 59, tzinfo=SHANGHAI)
+    ) as stack:
         status, _ = stack.report("市发展改革委", TASK, percent=100, summary="目标完成。")
         assert status == 202
         wait_until(lambda: stack.task(TASK)["reports"], what="report")
@@ -182,10 +224,16 @@ def test_two_scanners_on_one_database_never_flag_a_task_twice(
         for thread in threads:
             thread.join()
         with UnitOfWork(stack.session_factory) as uow:
-            rows = uow.session.execute(select(OutboxMessage.payload).where(
-                OutboxMessage.topic == topics.TASK_EVENTS)).scalars().all()
-        red = Counter(json.loads(p)["task_code"] for p in rows
-                      if json.loads(p).get("light") == "red")
+            rows = (
+                uow.session.execute(
+                    select(OutboxMessage.payload).where(OutboxMessage.topic == topics.TASK_EVENTS)
+                )
+                .scalars()
+                .all()
+            )
+        red = Counter(
+            json.loads(p)["task_code"] for p in rows if json.loads(p).get("light") == "red"
+        )
         # T2022-001 is past due; T2022-003 (continuous) missed its May report. Once each.
         assert red == Counter({TASK: 1, "T2022-003": 1})
         assert sum(counts) >= 1
