@@ -16,20 +16,23 @@ import sys
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import httpx
 
-from shared.clock import SHANGHAI
-from shared.devstack import port_open, start_broker, start_postgres, free_port
+from services.demo_traffic import DemoClient, seed
+from shared.clock import SHANGHAI, OffsetClock
+from shared.devstack import free_port, port_open, start_broker, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 DEMO_DOCUMENT = Path(__file__).parent / "tracker" / "demo" / "2022_key_tasks.txt"
+CREDENTIALS = VAR / "local" / "credentials.json"
 SERVICES = {"intake": 8001, "tracker": 8002, "notifier": 8003}
 
 
 def _say(message: str) -> None:
-    print(message, flush=True)  # noqa: T201 - this is the console
+    print(message, flush=True)
 
 
 def _demo_offset(year: int) -> float:
@@ -40,81 +43,63 @@ def _demo_offset(year: int) -> float:
     return (target - now).total_seconds()
 
 
-def _prepare(env: dict[str, str]) -> dict[str, str]:
-    """Migrate, import the demo catalog and issue demo keys; returns the credentials."""
+def _prepare(env: dict[str, str]) -> tuple[dict[str, Any], bool]:
+    """Migrate, import the demo catalog and issue demo keys.
+
+    Returns the credentials and whether the catalog was new (and so wants demo traffic).
+    """
+    from sqlalchemy import func, select
+
     from services.tracker.catalog.parsing import parse_document
     from services.tracker.catalog.readers import read_document_text
     from services.tracker.importer import import_document
     from services.tracker.keys import create_key
-    from services.tracker.orm import ApiKey, Task
+    from services.tracker.orm import ApiKey, Task, Unit
     from shared.apikeys import hash_key
-    from shared.clock import OffsetClock
     from shared.db import UnitOfWork, make_engine, make_session_factory
     from shared.migrations import upgrade_head
-    from sqlalchemy import func, select
 
     url = env["DATABASE_URL"]
     upgrade_head(ROOT / "services" / "tracker" / "migrations", url)
     upgrade_head(ROOT / "services" / "notifier" / "migrations", url)
     factory = make_session_factory(make_engine(url, pool_size=1))
-    clock = OffsetClock(dt.timedelta(seconds=float(env["DUBAN_CLOCK_OFFSET_SECONDS"])))
-    credentials_path = VAR / "local" / "credentials.json"
+    now = OffsetClock(dt.timedelta(seconds=float(env["DUBAN_CLOCK_OFFSET_SECONDS"]))).now()
     with UnitOfWork(factory) as uow:
-        if not uow.session.execute(select(func.count()).select_from(Task)).scalar_one():
+        fresh = not uow.session.execute(select(func.count()).select_from(Task)).scalar_one()
+        if fresh:
             text, fmt = read_document_text(DEMO_DOCUMENT.read_bytes(), DEMO_DOCUMENT.name)
-            result = import_document(uow.session, parse_document(text, fmt=fmt), now=clock.now())
+            result = import_document(uow.session, parse_document(text, fmt=fmt), now=now)
             _say(f"已导入演示任务 {len(result.added)} 项 (demo catalog imported)")
-        if credentials_path.exists():
-            saved: dict[str, object] = json.loads(credentials_path.read_text("utf-8"))
-            units = saved.get("units", {})
-            plaintexts = [*units.values(), saved.get("supervisor"), saved.get("admin")]  # type: ignore[union-attr]
-            known = {
-                h
-                for (h,) in uow.session.execute(
+        if CREDENTIALS.exists():
+            saved: dict[str, Any] = json.loads(CREDENTIALS.read_text("utf-8"))
+            live = set(
+                uow.session.execute(
                     select(ApiKey.key_hash).where(ApiKey.revoked_at.is_(None))
-                )
-            }
-            if all(isinstance(p, str) and hash_key(p) in known for p in plaintexts):
+                ).scalars()
+            )
+            keys = [*saved.get("units", {}).values(), saved.get("supervisor"), saved.get("admin")]
+            if all(isinstance(k, str) and hash_key(k) in live for k in keys):
                 uow.commit()
-                return {k: v for k, v in saved.items() if isinstance(v, str)}
-        lead_units = sorted(
-            {
-                a.unit.name
-                for t in uow.session.execute(select(Task)).scalars()
-                for a in t.assignments
-                if a.role == "lead" and a.unit.kind == "agency"
-            }
-        )
-        now = clock.now()
-        credentials: dict[str, object] = {
-            "units": {
-                unit: create_key(
-                    uow.session, role="unit", unit_name=unit, label="演示", expires_at=None, now=now
-                ).plaintext
-                for unit in lead_units
-            },
-            "supervisor": create_key(
-                uow.session,
-                role="supervisor",
-                unit_name=None,
-                label="演示 督查室",
-                expires_at=None,
-                now=now,
-            ).plaintext,
-            "admin": create_key(
-                uow.session,
-                role="admin",
-                unit_name=None,
-                label="演示 管理员",
-                expires_at=None,
-                now=now,
-            ).plaintext,
+                return saved, fresh
+
+        def issue(role: str, unit: str | None, label: str) -> str:
+            return create_key(
+                uow.session, role=role, unit_name=unit, label=label, expires_at=None, now=now
+            ).plaintext
+
+        agencies = uow.session.execute(
+            select(Unit.name).where(Unit.kind == "agency").order_by(Unit.name)
+        ).scalars()
+        credentials: dict[str, Any] = {
+            "units": {unit: issue("unit", unit, "演示") for unit in agencies},
+            "supervisor": issue("supervisor", None, "演示 督查室"),
+            "admin": issue("admin", None, "演示 管理员"),
         }
         uow.commit()
-    credentials_path.parent.mkdir(parents=True, exist_ok=True)
-    credentials_path.write_text(json.dumps(credentials, ensure_ascii=False, indent=2), "utf-8")
-    credentials_path.chmod(0o600)
-    return {k: v for k, v in credentials.items() if isinstance(v, str)}
+    CREDENTIALS.parent.mkdir(parents=True, exist_ok=True)
+    CREDENTIALS.write_text(json.dumps(credentials, ensure_ascii=False, indent=2), "utf-8")
+    CREDENTIALS.chmod(0o600)
+    return credentials, fresh
 
 
 def main() -> None:
@@ -133,7 +118,7 @@ def main() -> None:
         _say(f"Tansu 消息代理 (memory only): {broker.bootstrap}")
     env.setdefault("DUBAN_CLOCK_OFFSET_SECONDS", str(_demo_offset(2022)))
     env.setdefault("DUBAN_ENV", "development")
-    credentials = _prepare(env)
+    credentials, fresh = _prepare(env)
     children: dict[str, subprocess.Popen[bytes]] = {}
     for name in SERVICES:
         log = open(VAR / "log" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
@@ -155,9 +140,16 @@ def main() -> None:
     try:
         for name, port in SERVICES.items():
             _wait_healthy(name, port, children[name])
-        demo_now = dt.datetime.now(SHANGHAI) + dt.timedelta(
-            seconds=float(env["DUBAN_CLOCK_OFFSET_SECONDS"])
+        demo_now = (
+            OffsetClock(dt.timedelta(seconds=float(env["DUBAN_CLOCK_OFFSET_SECONDS"])))
+            .now()
+            .astimezone(SHANGHAI)
         )
+        if fresh:
+            client = DemoClient(
+                credentials, intake="http://127.0.0.1:8001", tracker="http://127.0.0.1:8002"
+            )
+            _say(f"演示进展已报送 (demo reports sent): {dict(seed(client, now=demo_now))}")
         _say(
             "\n督办 Duban 已启动 (running):\n"
             "  intake   http://127.0.0.1:8001  (POST /v1/reports)\n"
@@ -165,9 +157,9 @@ def main() -> None:
             "  notifier http://127.0.0.1:8003  (GET /v1/notifications)\n"
             "  metrics  /metrics on each; docs at /docs\n"
             f"  演示时钟 (demo clock): {demo_now:%Y-%m-%d %H:%M} Asia/Shanghai\n"
-            f"  演示密钥 (demo keys):  {VAR / 'local' / 'credentials.json'}\n"
+            f"  演示密钥 (demo keys):  {CREDENTIALS}\n"
             f"  日志 (logs):           {VAR / 'log'}/\n"
-            f"  督查室密钥 supervisor key: {credentials.get('supervisor', '')[:16]}…\n"
+            f"  督查室密钥 supervisor key: {credentials['supervisor'][:18]}…\n"
             "按 Ctrl-C 停止 (Ctrl-C to stop)."
         )
         while not stopping:

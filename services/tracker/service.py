@@ -122,7 +122,8 @@ def apply_report(
         task.last_report_has_blockers = bool(report.blockers)
         done = {m.milestone for m in report.milestones if m.done}
         for milestone in task.milestones:
-            if milestone.text in done and milestone.done_at is None:
+            # Reports name a milestone by its text (at most 200 characters of it).
+            if milestone.text[:200] in done and milestone.done_at is None:
                 milestone.done_at = event.occurred_at
         actuals = {i.indicator: i.value for i in report.indicators}
         for target in task.targets:
