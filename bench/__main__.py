@@ -1,0 +1,255 @@
+"""`make bench`: performance goals as ratios against baselines measured in the same run.
+
+1. scan: the index-driven overdue scan with 50 tasks due, in catalogs of 500 and 5,000
+   tasks, against evaluating every task of the large catalog (what a naive scan does).
+   Goal: the large-catalog scan costs about what the small one does (ratio near 1) and a
+   small fraction of the full evaluation.
+2. intake: reports through intake's HTTP path (auth, validation, publish with acks=all)
+   against publishing the same events with a bare producer. Goal: overhead under 3x.
+3. apply: the tracker applying reports (decode, dedupe, history, state, light, outbox, one
+   transaction each) against inserting the same rows with one INSERT each. Goal: under 5x.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from kafka import KafkaProducer
+from sqlalchemy import select, text, update
+
+from services.intake.api import create_app as create_intake
+from services.intake.settings import IntakeSettings
+from services.tracker.assessment import assess
+from services.tracker.catalog.model import Deadline, ParsedDocument, ParsedTask
+from services.tracker.consumer import make_report_handler
+from services.tracker.importer import import_document
+from services.tracker.keys import create_key
+from services.tracker.orm import Task
+from services.tracker.outbox import relay_once
+from services.tracker.service import directory_snapshot
+from services.tracker.settings import TrackerSettings
+from services.tracker.workers import scan_once
+from shared import topics
+from shared.clock import SHANGHAI, FixedClock
+from shared.db import UnitOfWork, make_engine, make_session_factory
+from shared.devstack import start_broker, start_postgres
+from shared.events import ProgressReport, ProgressReportSubmitted, encode
+from shared.kafka import ensure_topics
+from shared.migrations import upgrade_head
+
+ROOT = Path(__file__).resolve().parent.parent
+NOW = dt.datetime(2022, 7, 1, 9, 0, tzinfo=SHANGHAI)
+
+
+def catalog(size: int, *, code: str) -> ParsedDocument:
+    """A synthetic catalog of `size` tasks over 20 units."""
+    tasks = tuple(
+        ParsedTask(
+            code=f"{code}-{n:05d}",
+            section="一、基准测试",
+            item=str(n),
+            text=f"基准任务{n}。",
+            text_original=f"基准任务{n}。",
+            lead_units=(f"基准单位{n % 20:02d}",),
+            co_units=(),
+            leaders=("基准领导",),
+            deadline=Deadline(text="年底前完成", kind="complete", due=dt.date(2022, 12, 31)),
+            milestones=(),
+            targets=(),
+            line=n,
+        )
+        for n in range(size)
+    )
+    return ParsedDocument(title=f"基准{code}", year=2022, format="txt", tasks=tasks, code=code)
+
+
+def timed(fn: Callable[[], Any], *, repeat: int = 5) -> float:
+    """Median wall time of `fn` over `repeat` runs."""
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def database(server: Any, name: str) -> Any:
+    url = server.create_database(name)
+    upgrade_head(ROOT / "services" / "tracker" / "migrations", url)
+    return make_session_factory(make_engine(url))
+
+
+def bench_scan(server: Any) -> dict[str, float]:
+    results: dict[str, float] = {}
+    for size in (500, 5000):
+        factory = database(server, f"bench_scan_{size}")
+        with UnitOfWork(factory) as uow:
+            import_document(uow.session, catalog(size, code=f"S{size}"), now=NOW)
+            uow.commit()
+        scan_once(factory, now=NOW, batch_size=1000)  # first evaluation of everything
+
+        def rearm(factory: Any = factory) -> None:
+            with UnitOfWork(factory) as uow:
+                ids = uow.session.execute(select(Task.id).order_by(Task.id).limit(50)).scalars()
+                uow.session.execute(
+                    update(Task).where(Task.id.in_(list(ids))).values(next_evaluation_at=NOW)
+                )
+                uow.commit()
+
+        def scan(factory: Any = factory) -> None:
+            rearm(factory)
+            scan_once(factory, now=NOW, batch_size=1000)
+
+        results[f"scan_{size}"] = timed(scan) - timed(rearm)
+        if size == 5000:
+
+            def full(factory: Any = factory) -> None:
+                with UnitOfWork(factory) as uow:
+                    for task in uow.session.execute(select(Task)).scalars():
+                        assess(task, now=NOW)
+
+            results["full_evaluation_5000"] = timed(full, repeat=3)
+    return results
+
+
+def bench_intake_and_apply(server: Any, bootstrap: str, count: int = 400) -> dict[str, float]:
+    factory = database(server, "bench_flow")
+    clock = FixedClock(NOW)
+    with UnitOfWork(factory) as uow:
+        import_document(uow.session, catalog(20, code="F"), now=NOW)
+        uow.session.flush()
+        key = create_key(
+            uow.session,
+            role="unit",
+            unit_name="基准单位00",
+            label="bench",
+            expires_at=None,
+            now=NOW,
+        ).plaintext
+        directory_snapshot(uow.session, now=NOW)
+        uow.commit()
+    settings = TrackerSettings(
+        database_url=str(factory.kw["bind"].url), kafka_bootstrap_servers=bootstrap
+    )
+    ensure_topics(settings, topics.ALL)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    while relay_once(factory, producer, now=NOW):
+        pass
+
+    def event(n: int) -> ProgressReportSubmitted:
+        return ProgressReportSubmitted(
+            event_id=uuid.uuid4(),
+            occurred_at=NOW,
+            task_code="F-00000",
+            unit="基准单位00",
+            key_id="bench",
+            report=ProgressReport(percent=n % 100, summary=f"第{n}次报告。"),
+        )
+
+    def bare() -> None:
+        for n in range(count):
+            producer.send(topics.PROGRESS_REPORTS, key=b"F-00000", value=encode(event(n))).get(10)
+
+    results = {"bare_publish": timed(bare, repeat=3) / count}
+    # The per-key rate limit would measure the limiter, not the path: lift it for the run.
+    intake_settings = IntakeSettings(
+        kafka_bootstrap_servers=bootstrap, rate_limit_per_minute=1e9, rate_limit_burst=10**6
+    )
+    intake = TestClient(create_intake(intake_settings, clock))
+    with intake:
+        deadline = time.monotonic() + 30
+        while intake.get("/readyz").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        auth = {"Authorization": f"Bearer {key}"}
+
+        def through_intake() -> None:
+            for n in range(count):
+                response = intake.post(
+                    "/v1/reports",
+                    headers=auth,
+                    json={"task_code": "F-00000", "percent": n % 100, "summary": f"第{n}次报告。"},
+                )
+                assert response.status_code == 202, response.text
+
+        results["intake_publish"] = timed(through_intake, repeat=3) / count
+    producer.close()
+
+    handler = make_report_handler(factory, clock)
+    messages = [
+        type(
+            "Message",
+            (),
+            {
+                "value": encode(event(n)),
+                "topic": topics.PROGRESS_REPORTS,
+                "partition": 0,
+                "offset": n,
+            },
+        )()
+        for n in range(count)
+    ]
+    started = time.perf_counter()
+    for message in messages:
+        handler(message)
+    results["tracker_apply"] = (time.perf_counter() - started) / count
+
+    def bare_insert() -> None:
+        with factory() as session:
+            for n in range(count):
+                session.execute(
+                    text(
+                        "INSERT INTO tracker.processed_events"
+                        ' (event_id, topic, partition, "offset") VALUES (:id, \'bench\', 0, :n)'
+                    ),
+                    {"id": uuid.uuid4(), "n": n},
+                )
+                session.commit()
+
+    results["bare_insert"] = timed(bare_insert, repeat=3) / count
+    return results
+
+
+def main() -> None:
+    """Run every benchmark and print the ratios."""
+    base = Path(tempfile.mkdtemp(prefix="duban-bench-"))
+    base.chmod(0o755)
+    server = start_postgres(base / "pg")
+    broker = start_broker()
+    try:
+        scan = bench_scan(server)
+        flow = bench_intake_and_apply(server, broker.bootstrap)
+    finally:
+        broker.stop()
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+    ratios = {
+        "scan 5000 tasks / scan 500 tasks (50 due in each)": scan["scan_5000"] / scan["scan_500"],
+        "scan 5000 tasks / evaluate all 5000": scan["scan_5000"] / scan["full_evaluation_5000"],
+        "intake report / bare producer publish": flow["intake_publish"] / flow["bare_publish"],
+        "tracker apply / bare INSERT + COMMIT": flow["tracker_apply"] / flow["bare_insert"],
+    }
+    print("\n督办 benchmark (ratios against baselines measured in this run)")
+    for name, seconds in {**scan, **flow}.items():
+        print(f"  {name:<28} {seconds * 1000:9.3f} ms")
+    for name, ratio in ratios.items():
+        print(f"  {name:<55} {ratio:6.2f}x")
+    out = ROOT / "var" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(
+        json.dumps({"seconds": {**scan, **flow}, "ratios": ratios}, ensure_ascii=False, indent=2),
+        "utf-8",
+    )
+
+
+if __name__ == "__main__":
+    main()
