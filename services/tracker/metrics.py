@@ -28,6 +28,14 @@ TASKS_BY_LIGHT = Gauge("duban_tasks", "Tasks by light and lead unit.", ["light",
 OVERDUE_BY_LEADER = Gauge(
     "duban_tasks_overdue_by_leader", "Red tasks per supervising leader.", ["leader"]
 )
+# Declared for the Supervision dashboard; to be set beside TASKS_BY_LIGHT in
+# workers.refresh_business_gauges (a task with several leaders counts once for each).
+TASKS_BY_SECTION = Gauge(
+    "duban_tasks_by_section", "Tasks by light and section (主要任务).", ["light", "section"]
+)
+TASKS_BY_LEADER = Gauge(
+    "duban_tasks_by_leader", "Tasks by light and supervising leader.", ["light", "leader"]
+)
 
 __all__ = [
     "CONSUMER_LAG",
@@ -41,5 +49,7 @@ __all__ = [
     "SCAN_DURATION",
     "SCAN_LAST_SUCCESS",
     "SCAN_TASKS",
+    "TASKS_BY_LEADER",
     "TASKS_BY_LIGHT",
+    "TASKS_BY_SECTION",
 ]

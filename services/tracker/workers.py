@@ -50,26 +50,39 @@ def publish_directory(session_factory: sessionmaker[Session], *, now: dt.datetim
 
 
 def refresh_business_gauges(session_factory: sessionmaker[Session]) -> None:
-    """Recompute the task-by-light gauges from the database."""
+    """Recompute the supervision gauges (lights by lead unit, section and leader)."""
+    leader = func.unnest(Task.leaders)
     with UnitOfWork(session_factory) as uow:
-        rows = uow.session.execute(
+        db = uow.session
+        by_unit = db.execute(
             select(Task.light, Unit.name, func.count())
             .join(TaskUnit, TaskUnit.task_id == Task.id)
             .join(Unit, Unit.id == TaskUnit.unit_id)
             .where(TaskUnit.role == "lead")
             .group_by(Task.light, Unit.name)
         ).all()
-        leaders = uow.session.execute(
-            select(func.unnest(Task.leaders), func.count())
-            .where(Task.light == "red")
-            .group_by(func.unnest(Task.leaders))
+        by_section = db.execute(
+            select(Task.light, func.coalesce(Task.section, "（无）"), func.count()).group_by(
+                Task.light, Task.section
+            )
         ).all()
-    metrics.TASKS_BY_LIGHT.clear()
-    for light, unit, count in rows:
-        metrics.TASKS_BY_LIGHT.labels(light, unit).set(count)
+        # A task with several leaders counts once for each of them.
+        by_leader = db.execute(
+            select(Task.light, leader, func.count()).group_by(Task.light, leader)
+        ).all()
+    gauges = (
+        (metrics.TASKS_BY_LIGHT, by_unit),
+        (metrics.TASKS_BY_SECTION, by_section),
+        (metrics.TASKS_BY_LEADER, by_leader),
+    )
+    for gauge, rows in gauges:
+        gauge.clear()
+        for light, name, count in rows:
+            gauge.labels(light, name).set(count)
     metrics.OVERDUE_BY_LEADER.clear()
-    for leader, count in leaders:
-        metrics.OVERDUE_BY_LEADER.labels(leader).set(count)
+    for light, name, count in by_leader:
+        if light == "red":
+            metrics.OVERDUE_BY_LEADER.labels(name).set(count)
     metrics.OUTBOX_BACKLOG.set(outbox.backlog(session_factory))
 
 

