@@ -17,7 +17,13 @@ from services.intake.settings import IntakeSettings
 from services.notifier.api import create_app as create_notifier
 from services.notifier.settings import NotifierSettings
 from services.tracker.api import create_app as create_tracker
-from services.tracker.catalog.model import Deadline, Milestone, ParsedDocument, ParsedTask
+from services.tracker.catalog.model import (
+    Deadline,
+    DeadlineKind,
+    Milestone,
+    ParsedDocument,
+    ParsedTask,
+)
 from services.tracker.importer import import_document
 from services.tracker.keys import create_key
 from services.tracker.settings import TrackerSettings
@@ -54,7 +60,7 @@ def demo_document() -> ParsedDocument:
         lead: str,
         co: str,
         due: dt.date | None,
-        kind: str,
+        kind: DeadlineKind,
         milestones: tuple[Milestone, ...] = (),
     ) -> ParsedTask:
         return ParsedTask(

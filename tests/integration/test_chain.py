@@ -79,7 +79,11 @@ def test_report_reaches_tracker_then_overdue_flag_reaches_notifier(
             assert response.status_code == 200, response.text
             return response.json()["items"]  # type: ignore[no-any-return]
 
-        delivered = wait_until(lambda: len(notices()) >= 2 and notices(), what="notifications")
+        def both_notices() -> list[dict[str, Any]] | None:
+            found = notices()
+            return found if len(found) >= 2 else None
+
+        delivered = wait_until(both_notices, what="notifications")
         assert {n["recipient"] for n in delivered} == {"市发展改革委", "市政府办公厅督查室"}
         assert all(n["status"] == "delivered" and n["level_name"] == "督办" for n in delivered)
         assert all("T2022-001" in n["subject"] for n in delivered)
