@@ -1,44 +1,50 @@
-"""The notifier's HTTP API: the notification log, health and metrics."""
+"""The notifier's HTTP API: the notification log, 签收, snoozes, health and metrics."""
 
 import datetime as dt
-import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Literal
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from kafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.notifier import metrics
-from services.notifier.consumer import make_task_event_handler
-from services.notifier.service import list_notifications
+from services.notifier import metrics, service
+from services.notifier.channels.base import Channel
+from services.notifier.escalation.policy import ChannelKind
+from services.notifier.service import Refused
 from services.notifier.settings import NotifierSettings
-from shared import topics
+from services.notifier.workers import NotifierWorkers
 from shared.clock import Clock
 from shared.db import UnitOfWork
-from shared.directory import Directory, DirectoryFollower, InvalidKey
+from shared.directory import InvalidKey
 from shared.events import ApiKeyPublished
-from shared.kafka import ConsumerHalted, ConsumerLoop, ensure_topics
 
 log = structlog.get_logger(__name__)
-SEES_EVERYTHING = frozenset({"supervisor", "admin", "operator", "leader"})
+
+TaskCode = Annotated[str, Path(min_length=1, max_length=120, description="任务编号")]
+Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+Status = Literal["pending", "delivered", "failed", "cancelled"]
 
 
 class NotificationView(BaseModel):
-    """One notification and its delivery outcome."""
+    """One notification (task, level, recipient, channel, window) and its delivery outcome."""
 
     id: uuid.UUID
+    notification_id: uuid.UUID
+    digest_id: uuid.UUID | None
     task_codes: list[str]
     level: int
     level_name: str
+    sequence: int
+    action: str
     recipient_role: str
     recipient: str
     channel: str
@@ -47,6 +53,8 @@ class NotificationView(BaseModel):
     status: str
     attempts: int
     last_error: str | None
+    window_start: dt.datetime
+    respond_by: dt.date | None
     created_at: dt.datetime
     delivered_at: dt.datetime | None
 
@@ -55,17 +63,101 @@ class NotificationPage(BaseModel):
     """A page of notifications, newest first."""
 
     items: list[NotificationView]
+    total: int
     limit: int
     offset: int
 
 
+class AcknowledgementIn(BaseModel):
+    """A 签收: the level acknowledged, and an optional note."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    level: int = Field(ge=1, le=20, description="签收的督办级别 (1 催办, 2 督办, 3 通报)")
+    note: Note | None = Field(default=None, description="签收说明")
+
+
+class AcknowledgementView(BaseModel):
+    """A recorded 签收."""
+
+    id: uuid.UUID
+    task_code: str
+    level: int
+    by_role: str
+    by_name: str
+    note: str | None
+    acknowledged_at: dt.datetime
+
+
+class SnoozeIn(BaseModel):
+    """A snooze: until when, why, and optionally only one level."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    until: AwareDatetime = Field(description="暂停至（须带时区）")
+    reason: Note = Field(description="暂停原因")
+    level: int | None = Field(default=None, ge=1, le=20, description="只暂停这一级；不填则全部")
+
+
+class SnoozeView(BaseModel):
+    """A recorded snooze."""
+
+    id: uuid.UUID
+    task_code: str
+    level: int | None
+    until: dt.datetime
+    reason: str
+    by_role: str
+    by_name: str
+    created_at: dt.datetime
+
+
+class EscalationsView(BaseModel):
+    """Everything escalation did about one task, oldest first (for the task's timeline)."""
+
+    task_code: str
+    light: str | None
+    notifications: list[NotificationView]
+    acknowledgements: list[AcknowledgementView]
+    snoozes: list[SnoozeView]
+
+
+class DigestView(BaseModel):
+    """One message as sent to one recipient on one channel."""
+
+    id: uuid.UUID
+    recipient_role: str
+    recipient: str
+    channel: str
+    window_start: dt.datetime
+    level: int
+    level_name: str
+    task_codes: list[str]
+    subject: str
+    body: str
+    status: str
+    attempts: int
+    rounds: int
+    last_error: str | None
+    next_attempt_at: dt.datetime | None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+    failed_at: dt.datetime | None
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """One unit of work per request; read-only routes never commit."""
+    """One unit of work per request; routes that write commit it themselves."""
     with UnitOfWork(request.app.state.session_factory) as uow:
         yield uow.session
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+ERRORS: dict[int | str, dict[str, str]] = {
+    401: {"description": "未认证"},
+    403: {"description": "无权操作"},
+    404: {"description": "任务或记录不存在"},
+    422: {"description": "输入不符合要求"},
+}
 
 
 def create_app(
@@ -74,55 +166,27 @@ def create_app(
     clock: Clock,
     *,
     run_workers: bool = True,
+    channels: Mapping[ChannelKind, Channel] | None = None,
 ) -> FastAPI:
-    """Build the notifier app; its lifespan runs the task-event consumer."""
-    directory = Directory()
-    follower = DirectoryFollower(settings, directory)
-    stop_event = threading.Event()
-    consumer = ConsumerLoop(
-        settings=settings,
-        topic=topics.TASK_EVENTS,
-        group_id=settings.consumer_group,
-        handler=make_task_event_handler(
-            session_factory, clock, supervising_office=settings.supervising_office
-        ),
-        stop_event=stop_event,
-    )
-    state: dict[str, str | None] = {"halted": None}
-
-    def consume() -> None:
-        try:
-            consumer.run()
-        except ConsumerHalted as exc:
-            state["halted"] = str(exc)
-            log.critical("consumer.halted", reason=str(exc))
-
-    thread = threading.Thread(target=consume, name="task-event-consumer", daemon=True)
+    """Build the notifier app; raises PolicyError or ContactsError if a config file is bad."""
+    workers = NotifierWorkers(settings, session_factory, clock, channels=channels)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if run_workers:
-            try:
-                ensure_topics(settings, topics.ALL)
-            except KafkaError as exc:
-                log.warning("notifier.topics_unavailable", error=str(exc))
-            follower.start()
-            thread.start()
+            workers.start()
         try:
             yield
         finally:
-            if run_workers:
-                stop_event.set()
-                thread.join(timeout=15)
-                follower.stop()
+            workers.stop()
 
     app = FastAPI(
         title="督办 notifier",
         version="1",
-        description="催办、督办、通报的发送记录。",
+        description="催办、督办、通报的发送记录、签收与暂停。",
         lifespan=lifespan,
     )
-    app.state.consumer = consumer
+    app.state.workers = workers
     app.state.session_factory = session_factory
     app.state.clock = clock
     bearer = HTTPBearer(auto_error=False)
@@ -137,9 +201,11 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
         try:
-            return directory.authenticate(credentials.credentials, now=clock.now())
+            return workers.directory.authenticate(credentials.credentials, now=clock.now())
         except InvalidKey as exc:
             raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+
+    Who = Annotated[ApiKeyPublished, Depends(principal)]  # noqa: N806 - a type alias
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -149,6 +215,18 @@ def create_app(
             getattr(route, "path", "unmatched"), str(response.status_code)
         ).inc()
         return response
+
+    @app.exception_handler(Refused)
+    async def refused(_request: Request, exc: Refused) -> JSONResponse:
+        return JSONResponse({"detail": exc.to_body()}, status_code=exc.http_status)
+
+    @app.exception_handler(DBAPIError)
+    async def database_unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
+        log.warning("api.database_error", error=str(exc.orig))
+        return JSONResponse(
+            {"detail": {"code": "database_unavailable", "message": "数据库暂不可用，请稍后重试"}},
+            status_code=503,
+        )
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -165,14 +243,7 @@ def create_app(
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
         if run_workers:
-            checks["consumer"] = (
-                f"halted: {state['halted']}"
-                if state["halted"]
-                else "ok"
-                if consumer.healthy
-                else "connecting"
-            )
-            checks["directory"] = "ok" if follower.caught_up.is_set() else "loading"
+            checks.update(workers.status())
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ok else "not ready", "checks": checks},
@@ -187,26 +258,121 @@ def create_app(
         "/v1/notifications",
         response_model=NotificationPage,
         tags=["notifications"],
-        responses={401: {"description": "未认证"}},
+        responses=ERRORS,
     )
     def get_notifications(
         db: SessionDep,
-        who: Annotated[ApiKeyPublished, Depends(principal)],
+        who: Who,
         recipient: Annotated[str | None, Query(max_length=200, description="接收单位")] = None,
         task: Annotated[str | None, Query(max_length=120, description="任务编号")] = None,
+        level: Annotated[int | None, Query(ge=1, le=20, description="督办级别")] = None,
+        status: Annotated[Status | None, Query(description="投递结果")] = None,
+        channel: Annotated[ChannelKind | None, Query(description="通道")] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     ) -> NotificationPage:
         """The notification log; a unit sees only what was sent to it."""
-        if who.role not in SEES_EVERYTHING:
-            recipient = who.unit
-        rows = list_notifications(
-            db, recipient=recipient, task_code=task, limit=limit, offset=offset
+        rows, total = service.list_notifications(
+            db,
+            recipient=service.visible_recipient(who, recipient),
+            task_code=task,
+            level=level,
+            status=status,
+            channel=channel.value if channel is not None else None,
+            limit=limit,
+            offset=offset,
         )
         return NotificationPage(
             items=[NotificationView.model_validate(r, from_attributes=True) for r in rows],
+            total=total,
             limit=limit,
             offset=offset,
+        )
+
+    @app.get(
+        "/v1/digests/{digest_id}",
+        response_model=DigestView,
+        tags=["notifications"],
+        responses=ERRORS,
+    )
+    def get_digest(db: SessionDep, who: Who, digest_id: uuid.UUID) -> DigestView:
+        """One message as sent (several tasks for one recipient on one channel)."""
+        row = service.get_digest(db, digest_id=digest_id, who=who)
+        return DigestView.model_validate(row, from_attributes=True)
+
+    @app.post(
+        "/v1/tasks/{code}/acknowledgements",
+        response_model=AcknowledgementView,
+        status_code=201,
+        tags=["escalation"],
+        responses={**ERRORS, 409: {"description": "没有可签收的通知"}},
+    )
+    def post_acknowledgement(
+        db: SessionDep, who: Who, code: TaskCode, body: AcknowledgementIn
+    ) -> AcknowledgementView:
+        """签收 one level of a task: its repeats stop (re-armed if no report follows)."""
+        ack = service.acknowledge(
+            db,
+            task_code=code,
+            level=body.level,
+            note=body.note,
+            who=who,
+            policy=workers.policy,
+            now=clock.now(),
+        )
+        view = AcknowledgementView.model_validate(ack, from_attributes=True)
+        db.commit()
+        log.info("escalation.acknowledged", task=code, level=body.level, by=ack.by_name)
+        workers.request_tick()
+        return view
+
+    @app.post(
+        "/v1/tasks/{code}/snoozes",
+        response_model=SnoozeView,
+        status_code=201,
+        tags=["escalation"],
+        responses=ERRORS,
+    )
+    def post_snooze(db: SessionDep, who: Who, code: TaskCode, body: SnoozeIn) -> SnoozeView:
+        """Silence a task (or one level) until a time, for a recorded reason; office only."""
+        row = service.snooze(
+            db,
+            task_code=code,
+            level=body.level,
+            until=body.until,
+            reason=body.reason,
+            who=who,
+            policy=workers.policy,
+            now=clock.now(),
+            task_known_elsewhere=workers.directory.task(code) is not None,
+        )
+        view = SnoozeView.model_validate(row, from_attributes=True)
+        db.commit()
+        log.info("escalation.snoozed", task=code, level=body.level, until=body.until.isoformat())
+        workers.request_tick()
+        return view
+
+    @app.get(
+        "/v1/tasks/{code}/escalations",
+        response_model=EscalationsView,
+        tags=["escalation"],
+        responses=ERRORS,
+    )
+    def get_escalations(db: SessionDep, who: Who, code: TaskCode) -> EscalationsView:
+        """Notifications, 签收 and snoozes of one task, for the task's timeline."""
+        found = service.task_escalations(db, task_code=code, who=who)
+        return EscalationsView(
+            task_code=found.task_code,
+            light=found.light,
+            notifications=[
+                NotificationView.model_validate(r, from_attributes=True)
+                for r in found.notifications
+            ],
+            acknowledgements=[
+                AcknowledgementView.model_validate(r, from_attributes=True)
+                for r in found.acknowledgements
+            ],
+            snoozes=[SnoozeView.model_validate(r, from_attributes=True) for r in found.snoozes],
         )
 
     return app

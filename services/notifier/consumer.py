@@ -5,39 +5,41 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import structlog
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.notifier.service import MessagePosition, apply_task_event
-from shared.clock import Clock
 from shared.db import UnitOfWork
-from shared.events import TaskConditionChanged, UnsupportedEvent, decode_task_event
+from shared.events import UnsupportedEvent, decode_task_event
 from shared.kafka import Outcome, PoisonMessage
+
+log = structlog.get_logger(__name__)
 
 
 def make_task_event_handler(
-    session_factory: sessionmaker[Session], clock: Clock, *, supervising_office: str
+    session_factory: sessionmaker[Session],
+    *,
+    on_change: Callable[[], None] | None = None,
 ) -> Callable[[Any], Outcome]:
-    """A handler that owns one transaction per message."""
+    """A handler that owns one transaction per message, then asks for an escalation tick."""
 
     def handle(message: Any) -> Outcome:
         try:
             event = decode_task_event(message.value)
         except (ValueError, ValidationError, UnsupportedEvent) as exc:
             raise PoisonMessage(f"undecodable task event: {exc}") from exc
-        if not isinstance(event, TaskConditionChanged):
-            # Office actions reach the notifier through the condition change they cause.
-            return Outcome.APPLIED
         position = MessagePosition(message.topic, message.partition, message.offset)
         with UnitOfWork(session_factory) as uow:
-            outcome = apply_task_event(
-                uow.session,
-                event,
-                position=position,
-                now=clock.now(),
-                supervising_office=supervising_office,
-            )
+            folded = apply_task_event(uow.session, event, position=position)
             uow.commit()
-        return outcome
+        # After the commit: the tick runs in its own transaction and must see this change.
+        if folded.changed and on_change is not None:
+            try:
+                on_change()
+            except Exception as exc:
+                # The work is durable; the interval tick will pick the change up.
+                log.warning("consumer.tick_request_failed", error=repr(exc))
+        return folded.outcome
 
     return handle

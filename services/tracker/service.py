@@ -160,12 +160,14 @@ def reevaluate(session: Session, task: Task, *, now: dt.datetime) -> bool:
                 details={"from": previous, "to": task.light, "reasons": list(assessment.reasons)},
             )
         )
-    # Day counters are left out: the notifier derives them from red_since.
+    # Day counters are left out: the notifier derives them from red_since and due.
     condition = {
         "light": task.light,
         "status": task.status,
         "due": _iso(task.effective_due),
         "report_due_at": _iso(task.report_due_at),
+        # A report after a 签收 must reach the notifier, or the ack would re-arm regardless.
+        "last_report_at": _iso(task.last_report_at),
     }
     if condition == task.announced:
         return False

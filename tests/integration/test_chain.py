@@ -73,7 +73,7 @@ def test_report_reaches_tracker_then_overdue_flag_reaches_notifier(
         def notices() -> list[dict[str, Any]]:
             response = stack.notifier.get(
                 "/v1/notifications",
-                params={"task": "T2022-001"},
+                params={"task": "T2022-001", "level": 2},
                 headers={"Authorization": f"Bearer {office}"},
             )
             assert response.status_code == 200, response.text

@@ -145,3 +145,24 @@ def test_policy_edits_are_picked_up_and_bad_edits_are_refused(
     assert workers.tick().inserted == 2
     assert [name for _, name in levels_sent()[2:]] == ["市住房城乡建设委", "市政府办公厅督查室"]
     assert workers.reload_config() is False  # unchanged file: nothing to do
+
+
+def test_a_role_that_names_nobody_is_counted_once_per_window(database_url: str) -> None:
+    settings = NotifierSettings(database_url=database_url)
+    clock = FixedClock(sh(7, 1, 9))
+    factory = make_session_factory(make_engine(database_url))
+    workers = NotifierWorkers(settings, factory, clock)
+    red: dict[str, Any] = {"light": "red", "red_since": sh(7, 1, 0, 0), "leaders": ()}
+    fold(factory, condition("T-A", at=sh(7, 1, 0, 0, 5), **red))
+    labels = {"level": "3", "role": "supervising_leader"}
+    before = REGISTRY.get_sample_value("duban_notifier_recipient_gaps_total", labels) or 0.0
+    workers.tick()
+    clock.set(sh(7, 8, 9))  # red for seven days: 通报, but the task names no leader
+    result = workers.tick()
+    assert [(g.task_id, g.level, g.role.value) for g in result.gaps] == [
+        ("T-A", 3, "supervising_leader")
+    ]
+    clock.set(sh(7, 8, 15))
+    workers.tick()
+    after = REGISTRY.get_sample_value("duban_notifier_recipient_gaps_total", labels)
+    assert after == before + 1

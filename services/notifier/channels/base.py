@@ -35,6 +35,8 @@ class DeliveryResult:
     attempts: int
     status_code: int | None = None
     error: str | None = None
+    # True when the last failure was transient: trying again later may well succeed.
+    retryable: bool = False
 
 
 class Channel(Protocol):

@@ -93,6 +93,7 @@ def send_with_retries(
             attempts=attempts,
             status_code=exc.status_code,
             error=f"gave up after {attempts} attempts: {exc}",
+            retryable=True,
         )
     except PermanentDeliveryError as exc:
         return DeliveryResult(

@@ -66,6 +66,7 @@ class Contact(BaseModel):
             ChannelKind.WEBHOOK: self.webhook_url,
             ChannelKind.WECOM: self.wecom_url,
             ChannelKind.DINGTALK: self.dingtalk_url,
+            ChannelKind.INBOX: None,
         }[channel]
 
     def secret_for(self, channel: ChannelKind) -> str | None:
@@ -173,6 +174,9 @@ class ContactBook:
 
     def resolve_address(self, recipient: Recipient, channel: ChannelKind) -> ResolvedContact:
         """The address (and secret) for a recipient on a channel; raise MissingContact."""
+        if channel is ChannelKind.INBOX:
+            # Everyone named by a task or the policy has an inbox: it is keyed by the name.
+            return ResolvedContact(recipient, channel, recipient.name, None, Contact())
         contact = self.contact(recipient)
         if contact is None:
             raise MissingContact(recipient, channel, "not in the contact book")
@@ -194,3 +198,38 @@ class ContactBook:
             except MissingContact as exc:
                 problems.append(exc)
         return problems
+
+
+class ContactsReloader:
+    """Holds the contact book in force and reloads it when its file changes.
+
+    No path means an empty book (only the inbox reaches anyone). A malformed file raises
+    ContactsError at start-up; a later malformed edit raises on refresh and the book already
+    in force stays in force.
+    """
+
+    def __init__(self, path: str | Path | None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._stamp = self._file_stamp()
+        self.book = ContactBook.load(self.path) if self.path is not None else ContactBook({})
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def refresh(self) -> bool:
+        """Reload if the file changed; True when a new book was loaded."""
+        if self.path is None:
+            return False
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return False
+        book = ContactBook.load(self.path)
+        self._stamp = stamp
+        self.book = book
+        return True

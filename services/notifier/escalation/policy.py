@@ -16,6 +16,9 @@ from pydantic_core import PydanticCustomError
 from services.notifier.escalation.yamlmarks import Loc, MarkedFileError, Problem, load_marked
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
+# The same ladder with every recipient on the local inbox: used outside production when no
+# policy file is configured, so the local stack escalates with no SMTP relay or robots.
+LOCAL_POLICY_PATH = Path(__file__).with_name("local_policy.yaml")
 
 
 class RecipientRole(StrEnum):
@@ -35,6 +38,7 @@ class ChannelKind(StrEnum):
     WEBHOOK = "webhook"
     WECOM = "wecom"
     DINGTALK = "dingtalk"
+    INBOX = "inbox"  # stored and served by the notifier's API; needs no contact
 
 
 Light = Literal["yellow", "red"]
@@ -266,6 +270,12 @@ class PolicyReloader:
 def default_policy() -> EscalationPolicy:
     """The shipped policy, DESIGN.md §4."""
     return load_policy(DEFAULT_POLICY_PATH)
+
+
+@lru_cache(maxsize=1)
+def local_policy() -> EscalationPolicy:
+    """The development policy: the shipped ladder, delivered to the local inbox."""
+    return load_policy(LOCAL_POLICY_PATH)
 
 
 def policy_summary(policy: EscalationPolicy) -> dict[str, Any]:

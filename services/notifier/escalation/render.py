@@ -167,13 +167,9 @@ def _environments() -> tuple[Environment, Environment, Environment]:
     return plain, markdown, html
 
 
-def render_message(
-    digest: Digest,
-    tasks: Mapping[str, TaskCondition],
-    *,
-    system_url: str | None = None,
-) -> RenderedMessage:
-    """Render a digest in Chinese; every task in it must be in `tasks`."""
+def _context(
+    digest: Digest, tasks: Mapping[str, TaskCondition], system_url: str | None
+) -> dict[str, Any]:
     if system_url is not None and urlsplit(system_url).scheme not in ("http", "https"):
         raise ValueError(f"system_url must be an http or https URL, got {system_url!r}")
     missing = [task_id for task_id in digest.task_ids if task_id not in tasks]
@@ -185,18 +181,27 @@ def render_message(
             ((item, task_id) for item in digest.items for task_id in item.task_ids), start=1
         )
     ]
-    respond_by = format_date_zh(digest.respond_by)
-    context: dict[str, Any] = {
+    return {
         "recipient": digest.recipient.name,
         "level_name": digest.level_name,
         "count": len(lines),
         "state": _subject_state(lines),
-        "respond_by": respond_by,
+        "respond_by": format_date_zh(digest.respond_by),
         "tasks": lines,
         "digest_id": str(digest.digest_id),
         "window": format_date_zh(digest.window_start, with_year=True),
         "system_url": _TrustedMarkdown(system_url or ""),
     }
+
+
+def render_message(
+    digest: Digest,
+    tasks: Mapping[str, TaskCondition],
+    *,
+    system_url: str | None = None,
+) -> RenderedMessage:
+    """Render a digest in Chinese; every task in it must be in `tasks`."""
+    context = _context(digest, tasks, system_url)
     plain, markdown, html = _environments()
     subject = _one_line(plain.get_template("subject.j2").render(context))
     return RenderedMessage(
@@ -205,3 +210,46 @@ def render_message(
         markdown=markdown.get_template("markdown.j2").render(context),
         html=html.get_template("html.j2").render(context),
     )
+
+
+def render_plain(
+    digest: Digest,
+    tasks: Mapping[str, TaskCondition],
+    *,
+    system_url: str | None = None,
+) -> tuple[str, str]:
+    """The subject and plain text of a digest only (what the log stores)."""
+    context = _context(digest, tasks, system_url)
+    plain, _markdown, _html = _environments()
+    subject = _one_line(plain.get_template("subject.j2").render(context))
+    return subject, plain.get_template("text.j2").render(context)
+
+
+SUBJECT_TITLE_CHARS = 40
+
+
+def _subject_title(title: str) -> str:
+    text = _one_line(title).rstrip("。；;，,. ")
+    if len(text) > SUBJECT_TITLE_CHARS:
+        return text[: SUBJECT_TITLE_CHARS - 1] + "…"
+    return text
+
+
+def render_notification(
+    item: PlannedNotification, task: TaskCondition, *, system_url: str | None = None
+) -> tuple[str, str]:
+    """Subject and plain text of one notification on its own; the subject names the task."""
+    if task.task_id not in item.task_ids:
+        raise KeyError(f"notification {item.notification_id} is not about task {task.task_id}")
+    single = Digest(
+        digest_id=item.notification_id,
+        recipient=item.recipient,
+        channel=item.channel,
+        window_start=item.window_start,
+        items=(item,),
+    )
+    _subject, text = render_plain(single, {task.task_id: task}, system_url=system_url)
+    line = _line(1, item, task, item.window_start)
+    repeat = f"·第{item.sequence}次" if item.sequence > 1 else ""
+    subject = f"【{item.level_name}{repeat}】{task.task_id} {_subject_title(task.task_title)}"
+    return f"{subject}（{line.situation}）", text

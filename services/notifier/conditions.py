@@ -1,0 +1,119 @@
+"""The engine's task conditions: from stored task events, and to and from digest snapshots."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import BindParameter, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Session
+from sqlalchemy.types import Text
+
+from services.notifier.escalation.engine import STOP_LIGHTS, STOP_STATUSES, TaskCondition
+from services.notifier.orm import TaskCondition as TaskConditionRow
+from shared.clock import end_of_day, shanghai_date
+from shared.events import TaskConditionChanged
+
+log = structlog.get_logger(__name__)
+
+_TIMES = ("red_since", "yellow_since", "report_due_at", "last_report_at", "due_at")
+_TUPLES = ("reasons_zh", "lead_units", "co_units", "leaders")
+
+
+def text_array(values: Iterable[str]) -> BindParameter[Any]:
+    """One array parameter instead of one placeholder per value (`= ANY(:values)`)."""
+    return bindparam(None, list(values), type_=ARRAY(Text()))
+
+
+def condition_at(event: TaskConditionChanged, *, now: dt.datetime) -> TaskCondition:
+    """The engine's view of a task at `now`, from the latest event the tracker sent about it.
+
+    The tracker does not re-send a task every day it stays red, so day counts are derived
+    here from the deadline; the light, its start and the owed report come from the event.
+    """
+    today = shanghai_date(now)
+    days_overdue = 0
+    if event.due is not None and event.status != "closed" and today > event.due:
+        days_overdue = (today - event.due).days
+    elif event.light == "red":
+        # Red for a missing report, not for the deadline: keep what the tracker said.
+        days_overdue = event.days_overdue
+    extended = (
+        event.due is not None
+        and event.original_due is not None
+        and event.due != event.original_due
+        and today <= event.due
+    )
+    red_since = event.red_since
+    if event.light == "red" and red_since is None:
+        red_since = event.light_since
+    return TaskCondition(
+        task_id=event.task_code,
+        task_title=event.title,
+        light=event.light,
+        status=event.status,
+        reasons_zh=tuple(event.reasons),
+        days_overdue=days_overdue,
+        red_since=red_since if event.light == "red" else None,
+        yellow_since=event.light_since if event.light == "yellow" else None,
+        report_due_at=event.report_due_at,
+        lead_units=tuple(event.lead_units),
+        co_units=tuple(event.co_units),
+        leaders=tuple(event.leaders),
+        extended=extended,
+        last_report_at=event.last_report_at,
+        due_at=end_of_day(event.due) if event.due is not None else None,
+    )
+
+
+def condition_to_json(condition: TaskCondition) -> dict[str, Any]:
+    """A JSON-ready snapshot of a condition (for a digest, so resends render the same)."""
+    # Shallow on purpose: asdict deep-copies, and every field here is immutable.
+    data = {f.name: getattr(condition, f.name) for f in dataclasses.fields(condition)}
+    for name in _TIMES:
+        value = data[name]
+        data[name] = value.isoformat() if value is not None else None
+    for name in _TUPLES:
+        data[name] = list(data[name])
+    return data
+
+
+def condition_from_json(data: Mapping[str, Any]) -> TaskCondition:
+    """The condition a snapshot was taken from."""
+    fields = dict(data)
+    for name in _TIMES:
+        value = fields.get(name)
+        fields[name] = dt.datetime.fromisoformat(value) if value is not None else None
+    for name in _TUPLES:
+        fields[name] = tuple(fields.get(name) or ())
+    return TaskCondition(**fields)
+
+
+def is_stopped(condition: TaskCondition) -> bool:
+    """Nothing escalates for this task whatever the policy says (completed, closed, extended)."""
+    return condition.extended or condition.status in STOP_STATUSES or condition.light in STOP_LIGHTS
+
+
+def load_conditions(
+    session: Session, *, now: dt.datetime, codes: Iterable[str] | None = None
+) -> tuple[list[TaskCondition], list[str]]:
+    """The engine's conditions at `now`, and the codes of tasks whose stored event is unusable."""
+    query = select(TaskConditionRow)
+    if codes is not None:
+        query = query.where(TaskConditionRow.task_code == any_(text_array(codes)))
+    conditions: list[TaskCondition] = []
+    unreadable: list[str] = []
+    for row in session.execute(query.order_by(TaskConditionRow.task_code)).scalars():
+        try:
+            event = TaskConditionChanged.model_validate(row.event)
+            conditions.append(condition_at(event, now=now))
+        except (ValidationError, ValueError) as exc:
+            # One bad row must not stop escalation for every other task.
+            unreadable.append(row.task_code)
+            log.error("escalation.condition_unreadable", task=row.task_code, error=str(exc))
+    return conditions, unreadable
