@@ -4,7 +4,8 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from decimal import Decimal
+from typing import Annotated
 
 import structlog
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response, status
@@ -13,18 +14,29 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-from starlette.types import ASGIApp, Receive, Scope, Send
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
 from services.intake import metrics
 from services.intake.settings import IntakeSettings
 from shared import topics
+from shared.apikeys import claimed_key_id
 from shared.clock import Clock
 from shared.directory import Directory, DirectoryFollower, InvalidKey
-from shared.events import ApiKeyPublished, ProgressReport, ProgressReportSubmitted, encode
+from shared.events import (
+    ApiKeyPublished,
+    Period,
+    ProgressReport,
+    ProgressReportSubmitted,
+    Sha256,
+    encode,
+)
+from shared.httpguard import RateLimiter, RequestGuard, error_responses, install, retry_after_header
 from shared.kafka import ensure_topics, make_producer, publish
+from shared.textguard import MULTI_LINE, OPTIONAL_MULTI_LINE, SINGLE_LINE
 
 log = structlog.get_logger(__name__)
+# Who did what, when, from where: intake keeps no database, so its audit trail is this log.
+audit_log = structlog.get_logger("duban.audit")
 
 # Idempotency keys map to event ids deterministically, so a retry needs no intake database.
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1c1d1e-5b0b-4c61-9d53-6475626e0001")
@@ -34,14 +46,54 @@ IdempotencyKey = Annotated[
 ]
 
 
-class ReportRequest(ProgressReport):
-    """A progress report for one task."""
+ShortText = Annotated[str, Field(max_length=200), SINGLE_LINE]
+LongText = Annotated[str, Field(max_length=5000), OPTIONAL_MULTI_LINE]
+
+
+class Strict(BaseModel):
+    """Request bodies refuse fields they do not define."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    task_code: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)
-    ]
+
+class IndicatorInput(Strict):
+    """A reported value for one of the task's numeric targets."""
+
+    indicator: ShortText
+    value: Decimal = Field(ge=0, max_digits=20, decimal_places=4)
+
+
+class MilestoneInput(Strict):
+    """Progress on one milestone of the task (matched by its text)."""
+
+    milestone: ShortText
+    done: bool
+
+
+class AttachmentInput(Strict):
+    """A supporting document, by link and content hash."""
+
+    name: ShortText
+    url: HttpUrl
+    sha256: Sha256
+
+
+class ReportRequest(Strict):
+    """A progress report for one task; the reporting unit is the key's, never the body's."""
+
+    task_code: Annotated[str, Field(max_length=120, description="任务编号"), SINGLE_LINE]
+    period: Period | None = Field(default=None, description="报告期 (YYYY-MM 或 YYYY-Qn)")
+    percent: int = Field(ge=0, le=100, description="完成进度 (0-100)")
+    summary: Annotated[str, Field(max_length=5000, description="进展情况"), MULTI_LINE]
+    blockers: LongText | None = Field(default=None, description="梗阻障碍")
+    next_steps: LongText | None = Field(default=None, description="下一步工作")
+    indicators: list[IndicatorInput] = Field(default_factory=list, max_length=50)
+    milestones: list[MilestoneInput] = Field(default_factory=list, max_length=50)
+    attachments: list[AttachmentInput] = Field(default_factory=list, max_length=20)
+
+    def report(self) -> ProgressReport:
+        """The report as the event carries it."""
+        return ProgressReport.model_validate(self.model_dump(exclude={"task_code"}))
 
 
 class Receipt(BaseModel):
@@ -51,53 +103,6 @@ class Receipt(BaseModel):
     task_code: str
     status: str = Field(default="accepted", description="已受理")
     accepted_at: AwareDatetime
-
-
-class BodyTooLarge(Exception):
-    """The request body exceeded the configured limit."""
-
-
-class BodyLimit:
-    """ASGI middleware refusing bodies over a limit before they are read into memory."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
-            return
-        seen = 0
-
-        async def limited() -> Any:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except BodyTooLarge:
-            await self._reject(send)
-
-    async def _reject(self, send: Send) -> None:
-        response = JSONResponse(
-            {"detail": f"请求体过大，上限 {self.max_bytes} 字节 (body too large)"},
-            status_code=status.HTTP_413_CONTENT_TOO_LARGE,
-        )
-        await response({"type": "http"}, _no_receive, send)
-
-
-async def _no_receive() -> Any:
-    return {"type": "http.disconnect"}
 
 
 class Publisher:
@@ -154,13 +159,21 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
     app = FastAPI(
         title="督办 intake",
         version="1",
-        description="责任单位报送重点工作进展。报告经消息队列确认后返回 202 回执。",
+        description=(
+            "责任单位报送重点工作进展。报告经消息队列确认后返回 202 回执。"
+            "报送单位取自 API 密钥，不取自请求体。"
+        ),
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
+    install(app, service="intake")
     app.state.directory = directory
     app.state.follower = follower
-    bearer = HTTPBearer(auto_error=False)
+    limiter = RateLimiter(
+        per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+    )
+    app.state.limiter = limiter
+    bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dbn_…`")
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -171,36 +184,109 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
         ).inc()
         return response
 
-    def reject(code: int, reason: str, detail: str, **headers: str) -> HTTPException:
+    def record(
+        request: Request,
+        *,
+        outcome: str,
+        status_code: int,
+        key: ApiKeyPublished | None = None,
+        claimed: str | None = None,
+        task_code: str | None = None,
+        reason: str | None = None,
+        event_id: uuid.UUID | None = None,
+    ) -> None:
+        audit_log.info(
+            "audit",
+            service="intake",
+            action="report.submit",
+            outcome=outcome,
+            status=status_code,
+            reason=reason,
+            key_id=key.key_id if key else claimed,
+            role=key.role if key else None,
+            unit=key.unit if key else None,
+            method=request.method,
+            route="/v1/reports",
+            object=task_code,
+            event_id=str(event_id) if event_id else None,
+            client=request.client.host if request.client else None,
+            at=clock.now().isoformat(),
+        )
+
+    def reject(
+        request: Request,
+        code: int,
+        reason: str,
+        detail: str,
+        *,
+        key: ApiKeyPublished | None = None,
+        claimed: str | None = None,
+        task_code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> HTTPException:
         metrics.REPORTS_REJECTED.labels(reason).inc()
-        return HTTPException(code, detail=detail, headers=headers or None)
+        if code in (401, 403, 404, 409, 429):
+            record(
+                request,
+                outcome="denied" if code in (401, 403) else "refused",
+                status_code=code,
+                key=key,
+                claimed=claimed,
+                task_code=task_code,
+                reason=reason,
+            )
+        return HTTPException(code, detail=detail, headers=headers)
 
     def unit_key(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> ApiKeyPublished:
         if credentials is None:
             raise reject(
+                request,
                 401,
                 "unauthenticated",
                 "缺少 API 密钥 (missing bearer API key)",
-                **{"WWW-Authenticate": "Bearer"},
+                headers={"WWW-Authenticate": "Bearer"},
             )
         if not follower.caught_up.is_set():
             raise reject(
+                request,
                 503,
                 "directory_loading",
                 "服务启动中，请稍后重试 (directory loading)",
-                **{"Retry-After": str(settings.retry_after_seconds)},
+                headers={"Retry-After": str(settings.retry_after_seconds)},
             )
+        token = credentials.credentials
         try:
-            key = directory.authenticate(credentials.credentials, now=clock.now())
+            key = directory.authenticate(token, now=clock.now())
         except InvalidKey as exc:
             raise reject(
-                401, "unauthenticated", str(exc), **{"WWW-Authenticate": "Bearer"}
+                request,
+                401,
+                "unauthenticated",
+                str(exc),
+                claimed=claimed_key_id(token),
+                headers={"WWW-Authenticate": "Bearer"},
             ) from exc
+        # Counted before authorisation, so probing other units' tasks spends the same budget.
+        wait = limiter.acquire(key.key_id)
+        if wait is not None:
+            raise reject(
+                request,
+                429,
+                "rate_limited",
+                "请求过于频繁，请稍后重试 (rate limit exceeded)",
+                key=key,
+                headers=retry_after_header(wait),
+            )
         if key.role != "unit" or key.unit is None:
             raise reject(
-                403, "forbidden", "只有责任单位的密钥可以报送进展 (only unit keys may report)"
+                request,
+                403,
+                "forbidden",
+                "只有责任单位的密钥可以报送进展 (only unit keys may report)",
+                key=key,
             )
         return key
 
@@ -230,16 +316,10 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
         status_code=status.HTTP_202_ACCEPTED,
         response_model=Receipt,
         tags=["reports"],
-        responses={
-            401: {"description": "未认证"},
-            403: {"description": "无权报送该任务"},
-            404: {"description": "任务不存在"},
-            409: {"description": "任务已不接受报送"},
-            413: {"description": "请求体过大"},
-            503: {"description": "消息队列不可用，请按 Retry-After 重试"},
-        },
+        responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
     )
     def submit_report(
+        request: Request,
         body: ReportRequest,
         key: Annotated[ApiKeyPublished, Depends(unit_key)],
         idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
@@ -247,18 +327,33 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
         """Submit a progress report; 202 means the broker has durably accepted it."""
         assignment = directory.task(body.task_code)
         if assignment is None:
-            raise reject(404, "unknown_task", f"任务不存在 (unknown task {body.task_code})")
+            raise reject(
+                request,
+                404,
+                "unknown_task",
+                f"任务不存在 (unknown task {body.task_code})",
+                key=key,
+                task_code=body.task_code,
+            )
+        # Task assignments come from the published task-division document, so saying that
+        # a task belongs to another unit reveals nothing the document does not.
         if key.unit not in (*assignment.lead_units, *assignment.co_units):
             raise reject(
+                request,
                 403,
                 "not_responsible",
                 f"{key.unit} 不是该任务的责任单位 (unit is not responsible for this task)",
+                key=key,
+                task_code=body.task_code,
             )
         if not assignment.accepting_reports:
             raise reject(
+                request,
                 409,
                 "not_accepting",
                 "该任务已申请销号或已销号，不再接受报送 (task no longer accepts reports)",
+                key=key,
+                task_code=body.task_code,
             )
         now = clock.now()
         event_id = (
@@ -266,27 +361,36 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
             if idempotency_key
             else uuid.uuid4()
         )
-        report = ProgressReport.model_validate(body.model_dump(exclude={"task_code"}))
         event = ProgressReportSubmitted(
             event_id=event_id,
             occurred_at=now,
             task_code=body.task_code,
             unit=key.unit or "",
             key_id=key.key_id,
-            report=report,
+            report=body.report(),
         )
         try:
             publisher.publish(body.task_code, encode(event))
         except (KafkaError, TimeoutError) as exc:
             log.warning("intake.publish_failed", error=str(exc), task=body.task_code)
             raise reject(
+                request,
                 503,
                 "broker_unavailable",
                 "消息队列暂不可用，请稍后用同一 Idempotency-Key 重试 (broker unavailable)",
-                **{"Retry-After": str(settings.retry_after_seconds)},
+                key=key,
+                task_code=body.task_code,
+                headers={"Retry-After": str(settings.retry_after_seconds)},
             ) from exc
         metrics.REPORTS_ACCEPTED.inc()
-        log.info("report.accepted", event_id=str(event_id), task=body.task_code, unit=key.unit)
+        record(
+            request,
+            outcome="ok",
+            status_code=202,
+            key=key,
+            task_code=body.task_code,
+            event_id=event_id,
+        )
         return Receipt(event_id=event_id, task_code=body.task_code, accepted_at=now)
 
     return app

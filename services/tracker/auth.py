@@ -12,19 +12,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.tracker.orm import ApiKey
-from shared.apikeys import hash_key, parse_key
+from shared.apikeys import claimed_key_id, hash_key, parse_key
 
 bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dbn_…`")
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a role, and the unit for unit keys."""
+    """Who is calling: a role, the unit of a unit key, the leader of a leader key."""
 
     key_id: str
     role: str
     unit: str | None
     unit_id: int | None
+    leader: str | None = None
 
 
 def unauthorized(detail: str) -> HTTPException:
@@ -38,6 +39,8 @@ def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal
     """Resolve a presented key to a principal, or raise 401."""
     if parse_key(token) is None:
         raise unauthorized("API 密钥格式无效 (malformed API key)")
+    # Looked up by its SHA-256: the comparison an attacker can time is of hashes they
+    # cannot steer, so it leaks nothing about stored keys.
     key = session.execute(
         select(ApiKey).where(ApiKey.key_hash == hash_key(token))
     ).scalar_one_or_none()
@@ -50,6 +53,7 @@ def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal
         role=key.role,
         unit=key.unit.name if key.unit else None,
         unit_id=key.unit_id,
+        leader=key.leader,
     )
 
 
@@ -60,4 +64,6 @@ def bearer_token(
     """The presented bearer token, or 401."""
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise unauthorized("缺少 API 密钥 (missing bearer API key)")
+    # For the audit record if the key turns out not to work (never the secret itself).
+    request.state.claimed_key_id = claimed_key_id(credentials.credentials)
     return credentials.credentials

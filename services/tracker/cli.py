@@ -115,10 +115,12 @@ def _print_summary(parsed: object) -> None:
 def keys_create(
     role: Annotated[str, typer.Option(help="unit / supervisor / leader / admin / operator")],
     unit: Annotated[str | None, typer.Option(help="单位名称（unit 角色必填）")] = None,
+    leader: Annotated[str | None, typer.Option(help="分管领导姓名（leader 角色必填）")] = None,
     label: Annotated[str, typer.Option(help="备注")] = "",
-    days: Annotated[int | None, typer.Option(help="有效天数，默认不过期")] = None,
+    days: Annotated[int, typer.Option(min=0, max=3650, help="有效天数；0 为不过期")] = 365,
 ) -> None:
     """Create an API key; the key is printed once and only its hash is kept."""
+    from services.tracker import audit
     from services.tracker.keys import UnknownKeyOrUnit, create_key
 
     settings = TrackerSettings()
@@ -127,7 +129,20 @@ def keys_create(
     try:
         with _uow(settings) as uow:
             issued = create_key(
-                uow.session, role=role, unit_name=unit, label=label, expires_at=expires, now=now
+                uow.session,
+                role=role,
+                unit_name=unit,
+                leader=leader,
+                label=label,
+                expires_at=expires,
+                now=now,
+            )
+            audit.record_console(
+                uow.session,
+                action="keys.create",
+                object_=issued.key_id,
+                now=now,
+                details={"role": role, "unit": unit, "leader": leader},
             )
             uow.commit()
     except (UnknownKeyOrUnit, ValueError) as exc:
@@ -135,6 +150,7 @@ def keys_create(
         raise typer.Exit(2) from exc
     typer.echo(f"key_id: {issued.key_id}")
     typer.echo(f"key:    {issued.plaintext}")
+    typer.echo(f"有效期至: {expires.isoformat() if expires else '不过期'}")
     typer.echo("请妥善保存：密钥只显示这一次。")
 
 
@@ -143,23 +159,33 @@ def keys_list() -> None:
     """List API keys (never their secrets)."""
     from services.tracker.keys import list_keys
 
-    with _uow(TrackerSettings()) as uow:
+    settings = TrackerSettings()
+    now = settings.clock().now()
+    with _uow(settings) as uow:
         for key in list_keys(uow.session):
-            state = "已吊销" if key.revoked_at else "有效"
-            unit = key.unit.name if key.unit else "-"
+            if key.revoked_at:
+                state = "已吊销"
+            elif key.expires_at and key.expires_at <= now:
+                state = "已过期"
+            else:
+                state = "有效"
+            scope = key.unit.name if key.unit else key.leader or "-"
             expires = key.expires_at.isoformat() if key.expires_at else "不过期"
-            typer.echo(f"{key.key_id}\t{key.role}\t{unit}\t{state}\t{expires}\t{key.label}")
+            typer.echo(f"{key.key_id}\t{key.role}\t{scope}\t{state}\t{expires}\t{key.label}")
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[str, typer.Argument(help="密钥编号 key_id")]) -> None:
     """Revoke an API key; intake stops accepting it within seconds."""
+    from services.tracker import audit
     from services.tracker.keys import UnknownKeyOrUnit, revoke_key
 
     settings = TrackerSettings()
+    now = settings.clock().now()
     try:
         with _uow(settings) as uow:
-            revoke_key(uow.session, key_id=key_id, now=settings.clock().now())
+            revoke_key(uow.session, key_id=key_id, now=now)
+            audit.record_console(uow.session, action="keys.revoke", object_=key_id, now=now)
             uow.commit()
     except UnknownKeyOrUnit as exc:
         typer.echo(f"错误 (error): {exc}", err=True)

@@ -1,19 +1,36 @@
-"""Request dependencies: one unit of work per request, the caller, the clock."""
+"""Request dependencies: one unit of work per request, the caller, the clock, access rules."""
 
 import datetime as dt
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
 from services.tracker.auth import Principal, authenticate, bearer_token
+from services.tracker.orm import Task
 from shared.db import UnitOfWork
+from shared.httpguard import RateLimiter, retry_after_header
+
+# Who may read task data at all; an operator key runs the service and sees none of it.
+TASK_READERS = frozenset({"unit", "supervisor", "leader", "admin"})
+SEES_EVERY_TASK = frozenset({"supervisor", "admin"})
 
 
 def get_uow(request: Request) -> Iterator[UnitOfWork]:
     """The request's unit of work; a route commits it, or it rolls back."""
+    timeout_ms = str(int(request.app.state.settings.request_statement_timeout_ms))
     with UnitOfWork(request.app.state.session_factory) as uow:
+        # A runaway query is cancelled (and answered 503) instead of holding a connection.
+        # Set as each transaction begins, so a database that is down fails the first real
+        # statement (which /readyz reports), not the dependency.
+        @event.listens_for(uow.session, "after_begin")
+        def statement_timeout(_session: Session, _transaction: Any, connection: Any) -> None:
+            connection.execute(
+                text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": timeout_ms}
+            )
+
         yield uow
 
 
@@ -38,13 +55,31 @@ NowDep = Annotated[dt.datetime, Depends(get_now)]
 
 
 def get_principal(
-    token: Annotated[str, Depends(bearer_token)], db: SessionDep, now: NowDep
+    request: Request,
+    token: Annotated[str, Depends(bearer_token)],
+    db: SessionDep,
+    now: NowDep,
 ) -> Principal:
-    """The authenticated caller."""
-    return authenticate(db, token, now=now)
+    """The authenticated caller, within its key's rate limit."""
+    principal = authenticate(db, token, now=now)
+    request.state.principal = principal
+    limiter: RateLimiter = request.app.state.limiter
+    wait = limiter.acquire(principal.key_id)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            detail="请求过于频繁，请稍后重试 (rate limit exceeded for this API key)",
+            headers=retry_after_header(wait),
+        )
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def forbidden(code: str, message: str) -> HTTPException:
+    """A 403 naming the rule."""
+    return HTTPException(status.HTTP_403_FORBIDDEN, detail={"code": code, "message": message})
 
 
 def require_roles(*roles: str) -> Callable[[Principal], Principal]:
@@ -52,13 +87,44 @@ def require_roles(*roles: str) -> Callable[[Principal], Principal]:
 
     def check(who: PrincipalDep) -> Principal:
         if who.role not in roles:
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN,
-                detail={
-                    "code": "role_not_allowed",
-                    "message": f"该操作需要 {'/'.join(roles)} 角色",
-                },
-            )
+            raise forbidden("role_not_allowed", f"该操作需要 {'/'.join(roles)} 角色")
         return who
 
     return check
+
+
+def task_reader(who: PrincipalDep) -> Principal:
+    """Any caller whose role may read task data (operators may not)."""
+    if who.role not in TASK_READERS:
+        raise forbidden("role_not_allowed", "该角色不能查看任务数据")
+    return who
+
+
+TaskReaderDep = Annotated[Principal, Depends(task_reader)]
+
+
+def may_see(who: Principal, task: Task) -> bool:
+    """Whether `who` may see this task: office and admin all, units theirs, leaders theirs."""
+    if who.role in SEES_EVERY_TASK:
+        return True
+    if who.role == "unit":
+        return any(a.unit_id == who.unit_id for a in task.assignments)
+    if who.role == "leader":
+        return who.leader is not None and who.leader in task.leaders
+    return False
+
+
+def not_found(code: str) -> HTTPException:
+    """The 404 for a task that does not exist or that the caller may not see."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"任务不存在 (no task {code})")
+
+
+def visible_task(request: Request, db: Session, who: Principal, code: str) -> Task:
+    """The task if the caller may see it; unknown and forbidden both answer the same 404."""
+    task = db.execute(select(Task).where(Task.code == code)).scalar_one_or_none()
+    if task is None:
+        raise not_found(code)
+    if not may_see(who, task):
+        request.state.audit_hidden = True
+        raise not_found(code)
+    return task

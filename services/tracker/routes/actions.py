@@ -1,31 +1,37 @@
-"""Workflow actions: returns, extensions, completion requests, sign-off and reopening."""
+"""Workflow actions: returns, extensions, completion requests, sign-off and reopening.
+
+Who may act is settled before the body is read or the task's state is looked at: a task
+the caller may not see answers 404 (as if it did not exist), an office action by anyone
+but the supervising office 403, a lead-unit action by anyone but the task's lead unit 403.
+"""
 
 import datetime as dt
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated
 
-from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.tracker import actions
-from services.tracker.deps import NowDep, PrincipalDep, UowDep
-from services.tracker.routes.tasks import get_task
+from services.tracker import actions, audit
+from services.tracker.auth import Principal
+from services.tracker.deps import NowDep, SessionDep, TaskReaderDep, UowDep, visible_task
+from services.tracker.domain.workflow import RuleViolation
+from services.tracker.orm import Task
+from services.tracker.routes.tasks import TaskCode, task_view
 from services.tracker.views import TaskDetail
+from shared.httpguard import error_responses
+from shared.textguard import MULTI_LINE, OPTIONAL_MULTI_LINE
 
 router = APIRouter(prefix="/v1/tasks/{code}", tags=["workflow"])
 
-Comment = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
-RULES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "未认证"},
-    403: {"description": "无权办理（body.code 指明规则）"},
-    404: {"description": "任务不存在"},
-    409: {"description": "当前状态不允许（body.code 指明规则）"},
-    422: {"description": "参数不合法"},
-}
+RULES = error_responses(401, 403, 404, 409, 413, 422, 429, 503)
+Comment = Annotated[str, Field(max_length=2000), OPTIONAL_MULTI_LINE]
+Reason = Annotated[str, Field(max_length=2000), MULTI_LINE]
 
 
 class Strict(BaseModel):
-    """Request bodies refuse fields they do not define."""
+    """Request bodies refuse fields they do not define (the actor and state never come in)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -34,18 +40,14 @@ class ReturnRequest(Strict):
     """退回: which report, and why."""
 
     event_id: uuid.UUID = Field(description="被退回报告的回执编号")
-    comment: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
-    ] = Field(description="退回意见")
+    comment: Reason = Field(description="退回意见")
 
 
 class ExtensionRequestBody(Strict):
     """延期申请."""
 
     new_due: dt.date = Field(description="申请的新完成时限")
-    reason: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
-    ] = Field(description="延期理由")
+    reason: Reason = Field(description="延期理由")
 
 
 class Decision(Strict):
@@ -57,78 +59,157 @@ class Decision(Strict):
 class CompletionRequestBody(Strict):
     """申请销号: what was achieved."""
 
-    summary: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)
-    ] = Field(description="完成情况")
+    summary: Annotated[str, Field(max_length=5000), MULTI_LINE] = Field(description="完成情况")
 
 
-def _done(uow: UowDep, code: str, who: PrincipalDep) -> TaskDetail:
+def office_action(rule: str, message: str) -> Callable[..., Principal]:
+    """Admit only the supervising office, once the task is known to be visible."""
+
+    def check(code: TaskCode, request: Request, db: SessionDep, who: TaskReaderDep) -> Principal:
+        visible_task(request, db, who, code)
+        if who.role != "supervisor":
+            raise RuleViolation(rule, message, 403)
+        return who
+
+    return check
+
+
+def lead_unit_action(co_unit_rule: str, other_rule: str, what: str) -> Callable[..., Principal]:
+    """Admit only the task's lead unit, once the task is known to be visible."""
+
+    def check(code: TaskCode, request: Request, db: SessionDep, who: TaskReaderDep) -> Principal:
+        task: Task = visible_task(request, db, who, code)
+        if who.role == "unit":
+            role = next((a.role for a in task.assignments if a.unit_id == who.unit_id), None)
+            if role == "lead":
+                return who
+            if role == "co":
+                raise RuleViolation(co_unit_rule, f"配合单位不能{what}，请由牵头单位办理", 403)
+        raise RuleViolation(other_rule, f"只有牵头单位可以{what}", 403)
+
+    return check
+
+
+Returner = Annotated[
+    Principal,
+    Depends(office_action("only_supervisor_returns_reports", "只有督查室可以退回报告")),
+]
+Decider = Annotated[
+    Principal,
+    Depends(office_action("only_supervisor_decides_extensions", "只有督查室可以审批延期")),
+]
+Closer = Annotated[
+    Principal, Depends(office_action("only_supervisor_closes", "只有督查室可以销号"))
+]
+Reopener = Annotated[
+    Principal, Depends(office_action("only_supervisor_reopens", "只有督查室可以重新启用任务"))
+]
+ExtensionAsker = Annotated[
+    Principal,
+    Depends(
+        lead_unit_action(
+            "co_unit_cannot_request_extension", "only_lead_unit_requests_extension", "申请延期"
+        )
+    ),
+]
+CompletionAsker = Annotated[
+    Principal,
+    Depends(
+        lead_unit_action(
+            "co_unit_cannot_request_completion", "only_lead_unit_requests_completion", "申请销号"
+        )
+    ),
+]
+
+
+def _done(
+    uow: UowDep, request: Request, task: Task, who: Principal, now: dt.datetime, body: Strict
+) -> TaskDetail:
+    audit.record_write(
+        uow.session, request, principal=who, now=now, details=body.model_dump(mode="json")
+    )
     uow.commit()
-    return get_task(code, uow.session, who)
+    return task_view(uow.session, task)
 
 
 @router.post("/returns", response_model=TaskDetail, responses=RULES)
 def return_report(
-    code: str, body: ReturnRequest, uow: UowDep, who: PrincipalDep, now: NowDep
+    code: TaskCode, body: ReturnRequest, request: Request, uow: UowDep, who: Returner, now: NowDep
 ) -> TaskDetail:
     """督查室退回牵头单位最近一次报告；该期报告须重新报送。"""
-    actions.return_report(
+    task = actions.return_report(
         uow.session, code=code, event_id=body.event_id, comment=body.comment, principal=who, now=now
     )
-    return _done(uow, code, who)
+    return _done(uow, request, task, who, now, body)
 
 
 @router.post("/extension-requests", response_model=TaskDetail, responses=RULES)
 def request_extension(
-    code: str, body: ExtensionRequestBody, uow: UowDep, who: PrincipalDep, now: NowDep
+    code: TaskCode,
+    body: ExtensionRequestBody,
+    request: Request,
+    uow: UowDep,
+    who: ExtensionAsker,
+    now: NowDep,
 ) -> TaskDetail:
     """牵头单位在完成时限前申请延期。"""
-    actions.request_extension(
+    task = actions.request_extension(
         uow.session, code=code, new_due=body.new_due, reason=body.reason, principal=who, now=now
     )
-    return _done(uow, code, who)
+    return _done(uow, request, task, who, now, body)
 
 
 @router.post("/extension-requests/grant", response_model=TaskDetail, responses=RULES)
 def grant_extension(
-    code: str, body: Decision, uow: UowDep, who: PrincipalDep, now: NowDep
+    code: TaskCode, body: Decision, request: Request, uow: UowDep, who: Decider, now: NowDep
 ) -> TaskDetail:
     """督查室同意延期；原完成时限留档。"""
-    actions.decide_extension(
+    task = actions.decide_extension(
         uow.session, code=code, grant=True, comment=body.comment, principal=who, now=now
     )
-    return _done(uow, code, who)
+    return _done(uow, request, task, who, now, body)
 
 
 @router.post("/extension-requests/refuse", response_model=TaskDetail, responses=RULES)
 def refuse_extension(
-    code: str, body: Decision, uow: UowDep, who: PrincipalDep, now: NowDep
+    code: TaskCode, body: Decision, request: Request, uow: UowDep, who: Decider, now: NowDep
 ) -> TaskDetail:
     """督查室不同意延期。"""
-    actions.decide_extension(
+    task = actions.decide_extension(
         uow.session, code=code, grant=False, comment=body.comment, principal=who, now=now
     )
-    return _done(uow, code, who)
+    return _done(uow, request, task, who, now, body)
 
 
 @router.post("/completion-requests", response_model=TaskDetail, responses=RULES)
 def request_completion(
-    code: str, body: CompletionRequestBody, uow: UowDep, who: PrincipalDep, now: NowDep
+    code: TaskCode,
+    body: CompletionRequestBody,
+    request: Request,
+    uow: UowDep,
+    who: CompletionAsker,
+    now: NowDep,
 ) -> TaskDetail:
     """牵头单位申请销号。"""
-    actions.request_completion(uow.session, code=code, summary=body.summary, principal=who, now=now)
-    return _done(uow, code, who)
+    task = actions.request_completion(
+        uow.session, code=code, summary=body.summary, principal=who, now=now
+    )
+    return _done(uow, request, task, who, now, body)
 
 
 @router.post("/close", response_model=TaskDetail, responses=RULES)
-def close(code: str, body: Decision, uow: UowDep, who: PrincipalDep, now: NowDep) -> TaskDetail:
+def close(
+    code: TaskCode, body: Decision, request: Request, uow: UowDep, who: Closer, now: NowDep
+) -> TaskDetail:
     """督查室核验后销号。"""
-    actions.close(uow.session, code=code, comment=body.comment, principal=who, now=now)
-    return _done(uow, code, who)
+    task = actions.close(uow.session, code=code, comment=body.comment, principal=who, now=now)
+    return _done(uow, request, task, who, now, body)
 
 
 @router.post("/reopen", response_model=TaskDetail, responses=RULES)
-def reopen(code: str, body: Decision, uow: UowDep, who: PrincipalDep, now: NowDep) -> TaskDetail:
+def reopen(
+    code: TaskCode, body: Decision, request: Request, uow: UowDep, who: Reopener, now: NowDep
+) -> TaskDetail:
     """督查室重新启用已销号的任务。"""
-    actions.reopen(uow.session, code=code, comment=body.comment, principal=who, now=now)
-    return _done(uow, code, who)
+    task = actions.reopen(uow.session, code=code, comment=body.comment, principal=who, now=now)
+    return _done(uow, request, task, who, now, body)

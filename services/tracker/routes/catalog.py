@@ -2,33 +2,55 @@
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile, status
 
+from services.tracker import audit
 from services.tracker.auth import Principal
 from services.tracker.catalog.errors import CatalogError
 from services.tracker.catalog.parsing import parse_document
 from services.tracker.catalog.readers import read_document_text
 from services.tracker.deps import NowDep, UowDep, require_roles
 from services.tracker.importer import import_document
+from shared.httpguard import error_responses
+from shared.textguard import find_forbidden
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+FORM_FIELDS = frozenset({"file", "dry_run", "year"})
+
+
+async def only_known_fields(request: Request) -> None:
+    """A multipart form, like a JSON body, refuses fields it does not define."""
+    form = await request.form()
+    extra = sorted(set(form.keys()) - FORM_FIELDS)
+    if extra:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=[
+                {"type": "extra_forbidden", "loc": ["body", name[:100]], "msg": "不允许的字段"}
+                for name in extra[:20]
+            ],
+        )
+
+
+def _unfit(field: str, message: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail={"field": field, "message": message},
+    )
 
 
 @router.post(
     "/imports",
-    responses={
-        401: {"description": "未认证"},
-        403: {"description": "需要管理员或督查室角色"},
-        413: {"description": "文件过大"},
-        422: {"description": "文件无法识别为任务分解文件"},
-    },
+    responses=error_responses(401, 403, 413, 422, 429, 503),
+    dependencies=[Depends(only_known_fields)],
 )
 def import_catalog(
     file: Annotated[UploadFile, File(description="任务分解文件（.txt/.docx/.xlsx）")],
+    request: Request,
     uow: UowDep,
     now: NowDep,
-    _who: Annotated[Principal, Depends(require_roles("admin", "supervisor"))],
+    who: Annotated[Principal, Depends(require_roles("admin", "supervisor"))],
     dry_run: Annotated[bool, Form(description="只解析，不写入")] = False,
     year: Annotated[int | None, Form(ge=1990, le=2100, description="文件年度")] = None,
 ) -> dict[str, Any]:
@@ -41,14 +63,28 @@ def import_catalog(
         )
     try:
         text, fmt = read_document_text(data, file.filename or "upload.txt")
+    except CatalogError as exc:
+        raise _unfit("file", str(exc)) from exc
+    # Page breaks and vertical tabs are layout; NUL, other controls and bidi overrides are not.
+    bad = find_forbidden(text.replace("\x0b", "\n").replace("\x0c", "\n"))
+    if bad is not None:
+        position, what = bad
+        raise _unfit("file", f"文件第 {position} 个字符是{what}")
+    try:
         parsed = parse_document(text, fmt=fmt, year=year)
     except CatalogError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, detail={"field": "file", "message": str(exc)}
-        ) from exc
+        raise _unfit("file", str(exc)) from exc
     body = parsed.to_json_dict()
     if dry_run:
         return {**body, "import": None}
     result = import_document(uow.session, parsed, now=now)
+    audit.record_write(
+        uow.session,
+        request,
+        principal=who,
+        now=now,
+        object_=parsed.code,
+        details={"title": parsed.title[:200], "tasks": len(parsed.tasks)},
+    )
     uow.commit()
     return {**body, "import": result.to_json_dict()}

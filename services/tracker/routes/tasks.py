@@ -3,11 +3,11 @@
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import Select, func, select
 
 from services.tracker.auth import Principal
-from services.tracker.deps import PrincipalDep, SessionDep
+from services.tracker.deps import SEES_EVERY_TASK, SessionDep, TaskReaderDep, visible_task
 from services.tracker.orm import ExtensionDecision, Report, Task, TaskAction, TaskUnit, Unit
 from services.tracker.views import (
     TaskDetail,
@@ -18,48 +18,46 @@ from services.tracker.views import (
     task_detail,
     task_summary,
 )
+from shared.httpguard import error_responses
+from shared.textguard import PATH_SEGMENT, SINGLE_LINE
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
 Light = Literal["green", "yellow", "red", "blue", "grey"]
-SEES_EVERYTHING = frozenset({"supervisor", "admin", "leader", "operator"})
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "任务不存在"},
-    401: {"description": "未认证"},
-}
+Status = Literal["not_started", "in_progress", "returned", "completion_requested", "closed"]
+READ_ONE = error_responses(401, 403, 404, 422, 429, 503)
+READ_MANY = error_responses(401, 403, 422, 429, 503)
 Limit = Annotated[int, Query(ge=1, le=200, description="每页条数")]
 Offset = Annotated[int, Query(ge=0, le=100_000)]
+TaskCode = Annotated[str, Path(max_length=120, description="任务编号"), PATH_SEGMENT]
 
 
-def visible_task(db: SessionDep, who: Principal, code: str) -> Task:
-    """The task if the caller may see it; unknown and forbidden both answer 404."""
-    task = db.execute(select(Task).where(Task.code == code)).scalar_one_or_none()
-    if task is None or not (
-        who.role in SEES_EVERYTHING or any(a.unit_id == who.unit_id for a in task.assignments)
-    ):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"任务不存在 (no task {code})")
-    return task
+UnitFilter = Annotated[
+    str | None, Query(max_length=200, description="责任单位（牵头或配合）"), SINGLE_LINE
+]
+SectionFilter = Annotated[str | None, Query(max_length=200, description="主要任务"), SINGLE_LINE]
+LeaderFilter = Annotated[str | None, Query(max_length=50, description="分管领导"), SINGLE_LINE]
 
 
 def _scoped(query: Select[Any], who: Principal) -> Select[Any]:
-    if who.role in SEES_EVERYTHING:
+    if who.role in SEES_EVERY_TASK:
         return query
+    if who.role == "leader":
+        return query.where(Task.leaders.contains([who.leader or ""]))
     return query.where(Task.id.in_(select(TaskUnit.task_id).where(TaskUnit.unit_id == who.unit_id)))
 
 
-@router.get("/overdue", response_model=TaskPage, responses={401: {"description": "未认证"}})
+@router.get("/overdue", response_model=TaskPage, responses=READ_MANY)
 def overdue_tasks(
-    db: SessionDep, who: PrincipalDep, limit: Limit = 50, offset: Offset = 0
+    db: SessionDep, who: TaskReaderDep, limit: Limit = 50, offset: Offset = 0
 ) -> TaskPage:
-    """Red tasks, the longest overdue first (逾期清单)."""
+    """Red tasks the caller may see, the longest overdue first (逾期清单)."""
     query = _scoped(select(Task).where(Task.light == "red"), who)
     return _page(db, query.order_by(Task.days_overdue.desc(), Task.id), limit=limit, offset=offset)
 
 
-@router.get("/{code}", response_model=TaskDetail, responses=NOT_FOUND)
-def get_task(code: str, db: SessionDep, who: PrincipalDep) -> TaskDetail:
-    """A task's state, milestones, targets and full report history."""
-    task = visible_task(db, who, code)
+def task_view(db: SessionDep, task: Task) -> TaskDetail:
+    """The detail view of a task the caller may see, with its report history."""
     reports = list(
         db.execute(
             select(Report).where(Report.task_id == task.id).order_by(Report.submitted_at)
@@ -68,22 +66,28 @@ def get_task(code: str, db: SessionDep, who: PrincipalDep) -> TaskDetail:
     return task_detail(task, reports)
 
 
-@router.get("", response_model=TaskPage, responses={401: {"description": "未认证"}})
+@router.get("/{code}", response_model=TaskDetail, responses=READ_ONE)
+def get_task(code: TaskCode, request: Request, db: SessionDep, who: TaskReaderDep) -> TaskDetail:
+    """A task's state, milestones, targets and full report history."""
+    return task_view(db, visible_task(request, db, who, code))
+
+
+@router.get("", response_model=TaskPage, responses=READ_MANY)
 def list_tasks(
     db: SessionDep,
-    who: PrincipalDep,
-    unit: Annotated[str | None, Query(max_length=200, description="责任单位（牵头或配合）")] = None,
+    who: TaskReaderDep,
+    unit: UnitFilter = None,
     role: Annotated[Literal["lead", "co"] | None, Query(description="只看牵头或配合")] = None,
     light: Annotated[Light | None, Query(description="灯色")] = None,
-    section: Annotated[str | None, Query(max_length=200, description="主要任务")] = None,
-    leader: Annotated[str | None, Query(max_length=50, description="分管领导")] = None,
-    status_: Annotated[str | None, Query(alias="status", max_length=30)] = None,
+    section: SectionFilter = None,
+    leader: LeaderFilter = None,
+    status_: Annotated[Status | None, Query(alias="status", description="状态")] = None,
     due_after: Annotated[dt.date | None, Query(description="完成时限不早于")] = None,
     due_before: Annotated[dt.date | None, Query(description="完成时限不晚于")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> TaskPage:
-    """Tasks filtered by unit, light, section, leader, status and due window; paginated."""
+    """Tasks the caller may see, filtered by unit, light, section, leader, status and due window."""
     query = _scoped(select(Task), who)
     if unit is not None:
         units = select(TaskUnit.task_id).join(Unit).where(Unit.name == unit)
@@ -117,12 +121,17 @@ def _page(db: SessionDep, query: Select[Any], *, limit: int, offset: int) -> Tas
     )
 
 
-@router.get("/{code}/timeline", response_model=TimelinePage, responses=NOT_FOUND)
+@router.get("/{code}/timeline", response_model=TimelinePage, responses=READ_ONE)
 def timeline(
-    code: str, db: SessionDep, who: PrincipalDep, limit: Limit = 100, offset: Offset = 0
+    code: TaskCode,
+    request: Request,
+    db: SessionDep,
+    who: TaskReaderDep,
+    limit: Limit = 100,
+    offset: Offset = 0,
 ) -> TimelinePage:
     """Everything that happened to a task, oldest first: reports, lights, office actions."""
-    task = visible_task(db, who, code)
+    task = visible_task(request, db, who, code)
     entries: list[TimelineEntry] = []
     for report in db.execute(select(Report).where(Report.task_id == task.id)).scalars():
         entries.append(

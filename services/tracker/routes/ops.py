@@ -1,0 +1,46 @@
+"""What an operator may see: the tracker's own machinery, no task data."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+from sqlalchemy import func, select
+
+from services.tracker.auth import Principal
+from services.tracker.deps import SessionDep, require_roles
+from services.tracker.orm import OutboxMessage
+from shared.httpguard import error_responses
+
+router = APIRouter(prefix="/v1/ops", tags=["ops"])
+
+
+class OpsStatus(BaseModel):
+    """The background workers and the outbox."""
+
+    consumer: Literal["ok", "connecting", "halted", "not running"]
+    halted_reason: str | None
+    outbox_backlog: int
+
+
+@router.get("/status", response_model=OpsStatus, responses=error_responses(401, 403, 429, 503))
+def ops_status(
+    request: Request,
+    db: SessionDep,
+    _who: Annotated[Principal, Depends(require_roles("operator", "admin"))],
+) -> OpsStatus:
+    """Consumer state and the number of events waiting in the outbox."""
+    workers = request.app.state.workers
+    halted: str | None = workers.halted
+    consumer: Literal["ok", "connecting", "halted", "not running"] = (
+        "not running"
+        if not request.app.state.run_workers
+        else "halted"
+        if halted
+        else "ok"
+        if workers.consumer.healthy
+        else "connecting"
+    )
+    backlog = db.execute(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None))
+    ).scalar_one()
+    return OpsStatus(consumer=consumer, halted_reason=halted, outbox_backlog=int(backlog))
