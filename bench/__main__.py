@@ -209,7 +209,7 @@ def bench_intake_and_apply(server: Any, bootstrap: str, count: int = 400) -> dic
                 session.execute(
                     text(
                         "INSERT INTO tracker.processed_events"
-                        ' (event_id, topic, partition, "offset") VALUES (:id, \'bench\', 0, :n)'
+                        " (event_id, topic, partition, \"offset\") VALUES (:id, 'bench', 0, :n)"
                     ),
                     {"id": uuid.uuid4(), "n": n},
                 )

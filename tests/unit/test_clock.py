@@ -19,7 +19,6 @@ from shared.clock import (
     start_of_day,
     start_of_next_day,
 )
-
 from tests.unit.domain._support import sh, utc
 
 

@@ -7,7 +7,6 @@ from datetime import date, datetime
 import pytest
 
 from services.tracker.domain.cadence import Cadence, ReportPeriod, report_periods
-from shared.clock import NaiveDatetimeError
 from services.tracker.domain.lights import (
     DeadlineKind,
     Evaluation,
@@ -19,6 +18,7 @@ from services.tracker.domain.lights import (
     evaluate,
 )
 from services.tracker.domain.workflow import TaskStatus
+from shared.clock import NaiveDatetimeError
 
 from ._support import sh, task, utc
 

@@ -14,7 +14,6 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from services.tracker.domain.cadence import Cadence, ReportPeriod, report_periods
-from shared.clock import SHANGHAI, shanghai_date, start_of_day
 from services.tracker.domain.lights import (
     DeadlineKind,
     Evaluation,
@@ -24,6 +23,7 @@ from services.tracker.domain.lights import (
     evaluate,
 )
 from services.tracker.domain.workflow import TaskStatus
+from shared.clock import SHANGHAI, shanghai_date, start_of_day
 
 ONE_MICROSECOND = timedelta(microseconds=1)
 CASES = 400

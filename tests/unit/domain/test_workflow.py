@@ -8,7 +8,6 @@ from datetime import date, datetime
 
 import pytest
 
-from shared.clock import NaiveDatetimeError
 from services.tracker.domain.workflow import (
     ExtensionOutcome,
     ExtensionRequest,
@@ -25,6 +24,7 @@ from services.tracker.domain.workflow import (
     return_report,
     submit_report,
 )
+from shared.clock import NaiveDatetimeError
 
 from ._support import sh, utc
 
