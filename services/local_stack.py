@@ -118,6 +118,9 @@ def main() -> None:
         _say(f"Tansu 消息代理 (memory only): {broker.bootstrap}")
     env.setdefault("DUBAN_CLOCK_OFFSET_SECONDS", str(_demo_offset(2022)))
     env.setdefault("DUBAN_ENV", "development")
+    # One console user clicking around, plus the demo traffic, from a handful of keys.
+    env.setdefault("DUBAN_RATE_LIMIT_PER_MINUTE", "600")
+    env.setdefault("DUBAN_RATE_LIMIT_BURST", "100")
     credentials, fresh = _prepare(env)
     children: dict[str, subprocess.Popen[bytes]] = {}
     for name in SERVICES:
