@@ -21,12 +21,17 @@ SEES_EVERY_TASK = frozenset({"supervisor", "admin"})
 def get_uow(request: Request) -> Iterator[UnitOfWork]:
     """The request's unit of work; a route commits it, or it rolls back."""
     timeout_ms = str(int(request.app.state.settings.request_statement_timeout_ms))
+    # A read sees one snapshot: a task and its report history from the same instant, not a
+    # task read before a report was applied and its reports read after.
+    snapshot = request.method in ("GET", "HEAD")
     with UnitOfWork(request.app.state.session_factory) as uow:
         # A runaway query is cancelled (and answered 503) instead of holding a connection.
         # Set as each transaction begins, so a database that is down fails the first real
         # statement (which /readyz reports), not the dependency.
         @event.listens_for(uow.session, "after_begin")
         def statement_timeout(_session: Session, _transaction: Any, connection: Any) -> None:
+            if snapshot:
+                connection.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             connection.execute(
                 text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": timeout_ms}
             )
