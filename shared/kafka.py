@@ -15,6 +15,7 @@ import structlog
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.producer.transaction_manager import TransactionState
 
 from shared import metrics
 from shared.settings import CommonSettings
@@ -61,7 +62,7 @@ def ensure_topics(settings: CommonSettings, topics: Iterable[str]) -> None:
 
 def make_producer(settings: CommonSettings, *, max_block_ms: int = 5_000) -> KafkaProducer:
     """A producer that waits for all in-sync replicas and never duplicates on retry."""
-    return KafkaProducer(
+    producer = KafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
         acks="all",
         enable_idempotence=True,
@@ -73,6 +74,31 @@ def make_producer(settings: CommonSettings, *, max_block_ms: int = 5_000) -> Kaf
         delivery_timeout_ms=10_000,
         client_id="duban",
     )
+    _reinitialise_after_producer_id_reset(producer)
+    return producer
+
+
+def _reinitialise_after_producer_id_reset(producer: KafkaProducer) -> None:
+    """Keep an idempotent producer usable after the broker was unreachable for a while.
+
+    When a batch that was already sent expires (no answer within delivery_timeout_ms),
+    kafka-python 3.0.12 drops the producer id but leaves the producer READY, and it only asks
+    for a new id from UNINITIALIZED: every later send then times out until the process
+    restarts (intake answers 503 for good, the outbox relay and the DLQ stall). The Java
+    client goes back to UNINITIALIZED on that reset; do the same.
+    """
+    manager = getattr(producer, "_transaction_manager", None)
+    if manager is None or manager.is_transactional() or not hasattr(manager, "_current_state"):
+        return
+    reset = manager.reset_producer_id
+
+    def reset_and_reinitialise() -> None:
+        reset()
+        with manager._lock:
+            if manager._current_state == TransactionState.READY:
+                manager._current_state = TransactionState.UNINITIALIZED
+
+    manager.reset_producer_id = reset_and_reinitialise
 
 
 def publish(

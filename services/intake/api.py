@@ -106,7 +106,7 @@ class Receipt(BaseModel):
 
 
 class Publisher:
-    """Holds one producer, recreated after the broker was unreachable."""
+    """Holds one producer, created on first use, since the broker may be down at start-up."""
 
     def __init__(self, settings: IntakeSettings) -> None:
         self.settings = settings
