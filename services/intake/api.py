@@ -8,12 +8,10 @@ from decimal import Decimal
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
 from services.intake import metrics
@@ -32,6 +30,7 @@ from shared.events import (
 )
 from shared.httpguard import RateLimiter, RequestGuard, error_responses, install, retry_after_header
 from shared.kafka import ensure_topics, make_producer, publish
+from shared.ops import add_ops_routes
 from shared.textguard import MULTI_LINE, OPTIONAL_MULTI_LINE, SINGLE_LINE
 
 log = structlog.get_logger(__name__)
@@ -175,14 +174,12 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
     app.state.limiter = limiter
     bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dbn_…`")
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.REQUESTS.labels(
-            getattr(route, "path", "unmatched"), str(response.status_code)
-        ).inc()
-        return response
+    add_ops_routes(
+        app,
+        requests=metrics.REQUESTS,
+        checks=lambda: {"directory": "ok" if follower.caught_up.is_set() else "loading"},
+        ready_doc="Ready once the directory has been read up to date.",
+    )
 
     def record(
         request: Request,
@@ -289,27 +286,6 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
                 key=key,
             )
         return key
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        """Alive."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "未就绪"}})
-    def readyz() -> JSONResponse:
-        """Ready once the directory has been read up to date."""
-        ready = follower.caught_up.is_set()
-        return JSONResponse(
-            {
-                "status": "ready" if ready else "not ready",
-                "checks": {"directory": "ok" if ready else "loading"},
-            },
-            status_code=200 if ready else 503,
-        )
-
-    @app.get("/metrics", tags=["ops"], include_in_schema=False)
-    def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post(
         "/v1/reports",

@@ -7,12 +7,10 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +24,7 @@ from shared.clock import Clock
 from shared.db import UnitOfWork
 from shared.directory import InvalidKey
 from shared.events import ApiKeyPublished
+from shared.ops import add_ops_routes, database_check
 
 log = structlog.get_logger(__name__)
 
@@ -207,14 +206,18 @@ def create_app(
 
     Who = Annotated[ApiKeyPublished, Depends(principal)]  # noqa: N806 - a type alias
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.REQUESTS.labels(
-            getattr(route, "path", "unmatched"), str(response.status_code)
-        ).inc()
-        return response
+    def ready_checks() -> dict[str, str]:
+        checks = database_check(session_factory)
+        if run_workers:
+            checks.update(workers.status())
+        return checks
+
+    add_ops_routes(
+        app,
+        requests=metrics.REQUESTS,
+        checks=ready_checks,
+        ready_doc="Ready when the database answers and the consumer runs.",
+    )
 
     @app.exception_handler(Refused)
     async def refused(_request: Request, exc: Refused) -> JSONResponse:
@@ -227,32 +230,6 @@ def create_app(
             {"detail": {"code": "database_unavailable", "message": "数据库暂不可用，请稍后重试"}},
             status_code=503,
         )
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        """Alive."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "未就绪"}})
-    def readyz(db: SessionDep) -> JSONResponse:
-        """Ready when the database answers and the consumer runs."""
-        checks: dict[str, str] = {}
-        try:
-            db.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = f"error: {type(exc).__name__}"
-        if run_workers:
-            checks.update(workers.status())
-        ok = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks},
-            status_code=200 if ok else 503,
-        )
-
-    @app.get("/metrics", tags=["ops"], include_in_schema=False)
-    def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(
         "/v1/notifications",

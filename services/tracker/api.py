@@ -4,16 +4,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.tracker import audit, metrics
 from services.tracker.actions import TaskNotFound
-from services.tracker.deps import SessionDep
 from services.tracker.domain.workflow import RuleViolation
 from services.tracker.routes import actions, catalog, keys, ops, tasks
 from services.tracker.settings import TrackerSettings
@@ -21,6 +18,7 @@ from services.tracker.workers import TrackerWorkers
 from shared import httpguard
 from shared.clock import Clock
 from shared.httpguard import RateLimiter, RequestGuard, retry_after_header
+from shared.ops import add_ops_routes, database_check
 
 log = structlog.get_logger(__name__)
 
@@ -73,29 +71,8 @@ def create_app(
     audit.install(app, session_factory=session_factory, clock=clock)
     httpguard.install(app, service="tracker")
 
-    @app.middleware("http")
-    async def count_requests(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        route = request.scope.get("route")
-        metrics.REQUESTS.labels(
-            getattr(route, "path", "unmatched"), str(response.status_code)
-        ).inc()
-        return response
-
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        """Alive."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", tags=["ops"], responses={503: {"description": "未就绪"}})
-    def readyz(db: SessionDep) -> JSONResponse:
-        """Ready when the database answers and the report consumer runs."""
-        checks: dict[str, str] = {}
-        try:
-            db.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:
-            checks["database"] = f"error: {type(exc).__name__}"
+    def ready_checks() -> dict[str, str]:
+        checks = database_check(session_factory)
         if run_workers:
             checks["consumer"] = (
                 f"halted: {workers.halted}"
@@ -104,15 +81,14 @@ def create_app(
                 if workers.consumer.healthy
                 else "connecting"
             )
-        ok = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": checks},
-            status_code=200 if ok else 503,
-        )
+        return checks
 
-    @app.get("/metrics", tags=["ops"], include_in_schema=False)
-    def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    add_ops_routes(
+        app,
+        requests=metrics.REQUESTS,
+        checks=ready_checks,
+        ready_doc="Ready when the database answers and the report consumer runs.",
+    )
 
     @app.exception_handler(RuleViolation)
     async def rule_violation(request: Request, exc: RuleViolation) -> JSONResponse:
