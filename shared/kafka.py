@@ -32,6 +32,20 @@ class ConsumerHalted(RuntimeError):
     """Too many consecutive poison messages: stop rather than drain the topic into the DLQ."""
 
 
+@dataclass(frozen=True)
+class MessagePosition:
+    """Where a consumed message came from, recorded with the processed event."""
+
+    topic: str
+    partition: int
+    offset: int
+
+    @classmethod
+    def of(cls, message: Any) -> MessagePosition:
+        """The position of a consumed Kafka record."""
+        return cls(message.topic, message.partition, message.offset)
+
+
 class Outcome(enum.Enum):
     """What a handler did with a message."""
 

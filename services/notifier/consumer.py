@@ -9,10 +9,10 @@ import structlog
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.notifier.service import MessagePosition, apply_task_event
+from services.notifier.service import apply_task_event
 from shared.db import UnitOfWork
 from shared.events import UnsupportedEvent, decode_task_event
-from shared.kafka import Outcome, PoisonMessage
+from shared.kafka import MessagePosition, Outcome, PoisonMessage
 
 log = structlog.get_logger(__name__)
 
@@ -29,7 +29,7 @@ def make_task_event_handler(
             event = decode_task_event(message.value)
         except (ValueError, ValidationError, UnsupportedEvent) as exc:
             raise PoisonMessage(f"undecodable task event: {exc}") from exc
-        position = MessagePosition(message.topic, message.partition, message.offset)
+        position = MessagePosition.of(message)
         with UnitOfWork(session_factory) as uow:
             folded = apply_task_event(uow.session, event, position=position)
             uow.commit()

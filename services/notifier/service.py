@@ -22,7 +22,7 @@ from services.notifier.orm import (
     TaskCondition,
 )
 from shared.events import ApiKeyPublished, TaskConditionChanged
-from shared.kafka import Outcome
+from shared.kafka import MessagePosition, Outcome
 
 # Who may do what with escalations (roles of the directory's API keys).
 OFFICE_ROLES = frozenset({"supervisor", "admin"})  # 督查室: snoozes, any acknowledgement
@@ -50,15 +50,6 @@ class Refused(Exception):
         if self.field is not None:
             body["field"] = self.field
         return body
-
-
-@dataclass(frozen=True)
-class MessagePosition:
-    """Where a consumed message came from."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 @dataclass(frozen=True)

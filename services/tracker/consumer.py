@@ -8,11 +8,11 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.tracker.service import MessagePosition, apply_report
+from services.tracker.service import apply_report
 from shared.clock import Clock
 from shared.db import UnitOfWork
 from shared.events import UnsupportedEvent, decode_report_event
-from shared.kafka import Outcome, PoisonMessage
+from shared.kafka import MessagePosition, Outcome, PoisonMessage
 
 
 def make_report_handler(
@@ -25,7 +25,7 @@ def make_report_handler(
             event = decode_report_event(message.value)
         except (ValueError, ValidationError, UnsupportedEvent) as exc:
             raise PoisonMessage(f"undecodable progress report: {exc}") from exc
-        position = MessagePosition(message.topic, message.partition, message.offset)
+        position = MessagePosition.of(message)
         with UnitOfWork(session_factory) as uow:
             outcome = apply_report(uow.session, event, position=position, now=clock.now())
             uow.commit()

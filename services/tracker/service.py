@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import select
@@ -25,7 +24,7 @@ from shared.events import (
     TaskConditionChanged,
     new_event_id,
 )
-from shared.kafka import Outcome, PoisonMessage
+from shared.kafka import MessagePosition, Outcome, PoisonMessage
 
 log = structlog.get_logger(__name__)
 
@@ -38,15 +37,6 @@ class UnknownTask(PoisonMessage):
 
 class UnknownUnit(PoisonMessage):
     """A report names a unit the catalog does not hold."""
-
-
-@dataclass(frozen=True)
-class MessagePosition:
-    """Where a consumed message came from, recorded with the processed event."""
-
-    topic: str
-    partition: int
-    offset: int
 
 
 def mark_processed(session: Session, event_id: uuid.UUID, position: MessagePosition) -> bool:

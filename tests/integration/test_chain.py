@@ -23,7 +23,7 @@ from .stack import Stack, running_stack, wait_until
 pytestmark = pytest.mark.integration
 
 
-def report_count(stack: Stack, code: str | None = None) -> int:
+def report_count(stack: Stack) -> int:
     with UnitOfWork(stack.session_factory) as uow:
         query = select(func.count()).select_from(Report)
         return int(uow.session.execute(query).scalar_one())

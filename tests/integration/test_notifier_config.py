@@ -17,12 +17,13 @@ from services.notifier.api import create_app
 from services.notifier.escalation.contacts import ContactsError
 from services.notifier.escalation.policy import LOCAL_POLICY_PATH, PolicyError
 from services.notifier.orm import Notification
-from services.notifier.service import MessagePosition, apply_task_event
+from services.notifier.service import apply_task_event
 from services.notifier.settings import NotifierSettings
 from services.notifier.workers import NotifierWorkers
 from shared.clock import FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
 from shared.events import TaskConditionChanged
+from shared.kafka import MessagePosition
 
 from .test_notifier_support import condition, sh
 

@@ -13,11 +13,12 @@ from sqlalchemy import func, select
 from services.notifier.channels.base import DeliveryResult, OutboundMessage
 from services.notifier.escalation.policy import ChannelKind
 from services.notifier.orm import Digest, Notification
-from services.notifier.service import MessagePosition, apply_task_event
+from services.notifier.service import apply_task_event
 from services.notifier.settings import NotifierSettings
 from services.notifier.workers import NotifierWorkers
 from shared.clock import FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
+from shared.kafka import MessagePosition
 
 from .test_notifier_support import OFFICE, condition, sh, write_policy
 
