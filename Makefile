@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m services.local_stack
+	$(BIN)/python -m devtools.local_stack
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not faults"
@@ -30,7 +30,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services tests bench
+	$(BIN)/mypy shared services devtools tests bench
 
 clean:
 	rm -rf var $(VENV)

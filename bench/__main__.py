@@ -27,6 +27,7 @@ from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from sqlalchemy import select, text, update
 
+from devtools.servers import start_broker, start_postgres
 from services.intake.api import create_app as create_intake
 from services.intake.settings import IntakeSettings
 from services.tracker.assessment import assess
@@ -42,7 +43,6 @@ from services.tracker.workers import scan_once
 from shared import topics
 from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
-from shared.devstack import start_broker, start_postgres
 from shared.events import ProgressReport, ProgressReportSubmitted, encode
 from shared.kafka import ensure_topics
 from shared.migrations import upgrade_head

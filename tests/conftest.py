@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.devstack import Broker, LocalPostgres, start_broker, start_postgres
+from devtools.servers import Broker, LocalPostgres, start_broker, start_postgres
 from shared.migrations import upgrade_head
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.servers import Broker
 from shared.clock import SHANGHAI
-from shared.devstack import Broker
 from tests.faults.harness import FaultStack
 
 # A working day in the middle of the 2022 document's year: tasks are green until reported on.

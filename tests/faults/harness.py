@@ -24,6 +24,7 @@ from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import Engine, create_engine, pool, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from devtools.servers import Broker, free_port
 from services.tracker.catalog.model import ParsedDocument
 from services.tracker.catalog.parsing import parse_document
 from services.tracker.catalog.readers import read_document_text
@@ -32,7 +33,6 @@ from services.tracker.keys import create_key
 from services.tracker.orm import Task, Unit
 from shared.clock import OffsetClock
 from shared.db import UnitOfWork
-from shared.devstack import Broker, free_port
 
 T = TypeVar("T")
 

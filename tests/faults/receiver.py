@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from shared.devstack import free_port
+from devtools.servers import free_port
 
 
 @dataclass(frozen=True)

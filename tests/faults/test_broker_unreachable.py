@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from shared.devstack import Broker
+from devtools.servers import Broker
 from tests.faults.books import report_books, status_summary, task_event_books, wait_until_settled
 from tests.faults.conftest import StackFactory
 from tests.faults.load import LoadGenerator, plan_reports

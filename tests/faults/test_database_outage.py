@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.devstack import LocalPostgres
+from devtools.servers import LocalPostgres
 from tests.faults.books import report_books, task_event_books, wait_applied, wait_until_settled
 from tests.faults.conftest import StackFactory
 from tests.faults.load import LoadGenerator, plan_reports

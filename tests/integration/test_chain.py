@@ -11,11 +11,11 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from sqlalchemy import func, select
 
+from devtools.servers import Broker
 from services.tracker.orm import Report
 from shared import topics
 from shared.clock import SHANGHAI
 from shared.db import UnitOfWork
-from shared.devstack import Broker
 from shared.events import ProgressReport, ProgressReportSubmitted, encode
 
 from .stack import Stack, running_stack, wait_until

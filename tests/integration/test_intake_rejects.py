@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from devtools.servers import Broker
 from shared import topics
-from shared.devstack import Broker
 
 from .stack import running_stack
 from .test_chain import topic_size

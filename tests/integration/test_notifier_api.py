@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from shared.devstack import Broker
+from devtools.servers import Broker
 
 from .test_notifier_support import (
     OFFICE,

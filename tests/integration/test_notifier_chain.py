@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from devtools.servers import Broker
 from shared.clock import SHANGHAI
-from shared.devstack import Broker
 
 from .stack import Stack, running_stack, wait_until
 from .test_notifier_support import OFFICE, shape

@@ -10,7 +10,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from prometheus_client import REGISTRY
 
-from shared.devstack import Broker
+from devtools.servers import Broker
 
 from ..channels._servers import SmtpRecorder, free_port
 from .test_notifier_support import (

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shared.devstack import Broker
+from devtools.servers import Broker
 
 from .stack import wait_until
 from .test_notifier_support import (

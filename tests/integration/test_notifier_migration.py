@@ -10,10 +10,10 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, text
 
+from devtools.servers import LocalPostgres
 from services.notifier.escalation.policy import local_policy
 from services.notifier.planning import run_tick
 from shared.db import UnitOfWork, make_session_factory
-from shared.devstack import LocalPostgres
 from shared.migrations import alembic_config, upgrade_head
 
 from .test_notifier_support import OFFICE, condition, sh

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from devtools.servers import Broker
 from services.notifier.channels.base import Channel, DeliveryResult, OutboundMessage
 from services.notifier.channels.inbox import InboxChannel
 from services.notifier.channels.webhook import WebhookChannel
@@ -16,7 +17,6 @@ from services.notifier.escalation.policy import ChannelKind
 from services.notifier.orm import Digest, Notification
 from shared.clock import FixedClock
 from shared.db import UnitOfWork
-from shared.devstack import Broker
 
 from ..channels._servers import LocalHttpServer, Reply, SeenRequest
 from .test_notifier_support import (

@@ -14,10 +14,10 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from devtools.servers import Broker
 from services.notifier.channels.webhook import verify_signature
 from services.notifier.orm import Digest
 from shared.db import UnitOfWork
-from shared.devstack import Broker
 
 from ..channels._servers import free_port
 from .test_notifier_support import (

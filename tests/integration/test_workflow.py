@@ -12,12 +12,12 @@ import pytest
 from kafka import KafkaConsumer
 from sqlalchemy import select
 
+from devtools.servers import Broker
 from services.tracker.orm import OutboxMessage
 from services.tracker.workers import scan_once
 from shared import topics
 from shared.clock import SHANGHAI
 from shared.db import UnitOfWork
-from shared.devstack import Broker
 
 from .stack import Stack, running_stack, wait_until
 

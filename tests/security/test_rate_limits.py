@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.servers import Broker
 from shared import topics
-from shared.devstack import Broker
 from shared.httpguard import RateLimiter
 from tests.integration.stack import running_stack
 

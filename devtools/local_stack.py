@@ -2,7 +2,9 @@
 
 Starts an embedded Postgres (unless DATABASE_URL is set) and a Tansu broker (unless
 KAFKA_BOOTSTRAP_SERVERS is set), migrates, loads the demo catalog, writes demo credentials
-and runs intake, tracker and notifier as child processes.
+and runs intake, tracker and notifier as child processes, on ports 8001, 8002 and 8003
+unless DUBAN_LOCAL_INTAKE_PORT, DUBAN_LOCAL_TRACKER_PORT or DUBAN_LOCAL_NOTIFIER_PORT say
+otherwise.
 """
 
 from __future__ import annotations
@@ -20,15 +22,27 @@ from typing import Any
 
 import httpx
 
-from services.demo_traffic import DemoClient, seed
+from devtools.demo_traffic import DemoClient, seed
+from devtools.servers import free_port, port_open, start_broker, start_postgres
 from shared.clock import SHANGHAI, OffsetClock
-from shared.devstack import free_port, port_open, start_broker, start_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
-DEMO_DOCUMENT = Path(__file__).parent / "tracker" / "demo" / "2022_key_tasks.txt"
+DEMO_DOCUMENT = Path(__file__).parent / "demo" / "2022_key_tasks.txt"
 CREDENTIALS = VAR / "local" / "credentials.json"
-SERVICES = {"intake": 8001, "tracker": 8002, "notifier": 8003}
+DEFAULT_PORTS = {"intake": 8001, "tracker": 8002, "notifier": 8003}
+
+
+def _ports(env: dict[str, str]) -> dict[str, int]:
+    """Each service's port: DUBAN_LOCAL_<NAME>_PORT, else the service's documented default."""
+    ports: dict[str, int] = {}
+    for name, default in DEFAULT_PORTS.items():
+        variable = f"DUBAN_LOCAL_{name.upper()}_PORT"
+        raw = env.get(variable, "").strip() or str(default)
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            raise SystemExit(f"{variable} 必须是 1 到 65535 之间的端口号 (got {raw!r})")
+        ports[name] = int(raw)
+    return ports
 
 
 def _say(message: str) -> None:
@@ -106,6 +120,7 @@ def main() -> None:
     """Run the local stack until interrupted."""
     (VAR / "log").mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
+    ports = _ports(env)
     broker = None
     if not env.get("DATABASE_URL"):
         postgres = start_postgres(VAR / "pgdata")
@@ -123,11 +138,11 @@ def main() -> None:
     env.setdefault("DUBAN_RATE_LIMIT_BURST", "100")
     credentials, fresh = _prepare(env)
     children: dict[str, subprocess.Popen[bytes]] = {}
-    for name in SERVICES:
+    for name, port in ports.items():
         log = open(VAR / "log" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
         children[name] = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", f"services.{name}.main"],
-            env=env,
+            env={**env, "DUBAN_PORT": str(port)},
             stdout=log,
             stderr=log,
             cwd=ROOT,
@@ -141,7 +156,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     try:
-        for name, port in SERVICES.items():
+        for name, port in ports.items():
             _wait_healthy(name, port, children[name])
         demo_now = (
             OffsetClock(dt.timedelta(seconds=float(env["DUBAN_CLOCK_OFFSET_SECONDS"])))
@@ -150,14 +165,16 @@ def main() -> None:
         )
         if fresh:
             client = DemoClient(
-                credentials, intake="http://127.0.0.1:8001", tracker="http://127.0.0.1:8002"
+                credentials,
+                intake=f"http://127.0.0.1:{ports['intake']}",
+                tracker=f"http://127.0.0.1:{ports['tracker']}",
             )
             _say(f"演示进展已报送 (demo reports sent): {dict(seed(client, now=demo_now))}")
         _say(
             "\n督办 Duban 已启动 (running):\n"
-            "  intake   http://127.0.0.1:8001  (POST /v1/reports)\n"
-            "  tracker  http://127.0.0.1:8002  (GET /v1/tasks)\n"
-            "  notifier http://127.0.0.1:8003  (GET /v1/notifications)\n"
+            f"  intake   http://127.0.0.1:{ports['intake']}  (POST /v1/reports)\n"
+            f"  tracker  http://127.0.0.1:{ports['tracker']}  (GET /v1/tasks)\n"
+            f"  notifier http://127.0.0.1:{ports['notifier']}  (GET /v1/notifications)\n"
             "  metrics  /metrics on each; docs at /docs\n"
             f"  演示时钟 (demo clock): {demo_now:%Y-%m-%d %H:%M} Asia/Shanghai\n"
             f"  演示密钥 (demo keys):  {CREDENTIALS}\n"
