@@ -5,17 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.clock import OffsetClock
 
 Environment = Literal["development", "test", "production"]
-
-# Secrets that ship in the repo for local use; production refuses to start with them.
-DEVELOPMENT_SECRET = "duban-development-secret-change-me"  # noqa: S105
-MIN_SECRET_LENGTH = 16
-PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "secret", "password", "duban"})
 
 
 class CommonSettings(BaseSettings):
@@ -45,7 +40,6 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     # Shifts the service clock (seconds, may be negative) so a past document year can be demoed.
     clock_offset_seconds: float = 0.0
-    secret_key: SecretStr = SecretStr(DEVELOPMENT_SECRET)
     # Per API key, per process (each replica counts on its own); 0 turns the limit off.
     rate_limit_per_minute: float = Field(default=240.0, ge=0)
     rate_limit_burst: int = Field(default=60, ge=1)
@@ -54,23 +48,6 @@ class CommonSettings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     # Longest a request's database statement may run before it is cancelled (503).
     request_statement_timeout_ms: int = Field(default=15_000, ge=100)
-
-    @model_validator(mode="after")
-    def _refuse_default_secrets(self) -> CommonSettings:
-        # `test` is the automated tests' development: never deployed, so it may keep it too.
-        if self.env in ("development", "test"):
-            return self
-        secret = self.secret_key.get_secret_value()
-        if secret == DEVELOPMENT_SECRET:
-            raise ValueError(f"DUBAN_SECRET_KEY must be set to a real secret when env={self.env}")
-        if self.env == "production" and (
-            len(secret) < MIN_SECRET_LENGTH or secret.lower() in PLACEHOLDER_SECRETS
-        ):
-            raise ValueError(
-                f"DUBAN_SECRET_KEY must be a random secret of at least {MIN_SECRET_LENGTH} "
-                "characters in production"
-            )
-        return self
 
     def clock(self) -> OffsetClock:
         """The service clock: wall time shifted by `clock_offset_seconds`."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -208,7 +207,6 @@ class FaultStack:
     clock_offset: float = 0.0
     services: list[ServiceProcess] = field(default_factory=list)
     engine: Engine | None = None
-    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self) -> None:
         # Every service and every restart reads the same shifted clock.
@@ -235,7 +233,6 @@ class FaultStack:
                 "DATABASE_URL": self.database_url,
                 "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
                 "DUBAN_ENV": "test",
-                "DUBAN_SECRET_KEY": self.secret_key,
                 # The suite measures delivery, not throttling: thousands of reports per key.
                 "DUBAN_RATE_LIMIT_PER_MINUTE": "0",
                 "DUBAN_CONSUMER_SESSION_TIMEOUT_MS": "6000",

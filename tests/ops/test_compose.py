@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
-from pydantic import AliasChoices, ValidationError
+from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 from typer.testing import CliRunner
 
@@ -24,7 +24,6 @@ from services.notifier.settings import NotifierSettings
 from services.tracker.cli import app as duban_cli
 from services.tracker.settings import TrackerSettings
 from shared import topics
-from shared.settings import DEVELOPMENT_SECRET
 
 from .conftest import DEPLOY, ROOT
 
@@ -35,7 +34,7 @@ APPS: dict[str, type[BaseSettings]] = {
     "tracker": TrackerSettings,
     "notifier": NotifierSettings,
 }
-SECRETS = ("DUBAN_SECRET_KEY", "POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
+SECRETS = ("POSTGRES_PASSWORD", "GRAFANA_ADMIN_PASSWORD")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
@@ -226,17 +225,6 @@ def test_service_settings_load_from_the_compose_environment(
     if name != "intake":
         assert settings.consumer_group == APPS[name].model_fields["consumer_group"].default  # type: ignore[attr-defined]
         assert settings.sqlalchemy_url.startswith("postgresql+psycopg://duban:")  # type: ignore[attr-defined]
-
-
-@pytest.mark.parametrize("name", APPS)
-def test_service_refuses_the_development_secret_in_production(
-    name: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for key, value in resolved_environment(name, FULL_ENVIRONMENT).items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.setenv("DUBAN_SECRET_KEY", DEVELOPMENT_SECRET)
-    with pytest.raises(ValidationError, match="DUBAN_SECRET_KEY"):
-        APPS[name]()
 
 
 def test_intake_gets_no_database_credentials() -> None:

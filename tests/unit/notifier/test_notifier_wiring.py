@@ -93,7 +93,7 @@ def test_the_local_policy_is_the_shipped_ladder_on_the_inbox() -> None:
 
 def test_which_policy_file_is_in_force(tmp_path: Path) -> None:
     assert NotifierSettings().effective_policy_path.name == "local_policy.yaml"
-    production = NotifierSettings(env="production", secret_key="s" * 32)
+    production = NotifierSettings(env="production")
     assert production.effective_policy_path.name == "default_policy.yaml"
     mine = tmp_path / "p.yaml"
     assert NotifierSettings(policy_path=mine).effective_policy_path == mine
