@@ -1,4 +1,4 @@
-"""The notifier: 催办、督办、通报 from the tracker's task events (DESIGN.md §4, §5).
+"""The notifier: 催办、督办、通报 from the tracker's task events (docs/domain.md §6).
 
 Flow (see `workers.py`): the consumer folds each `task.condition_changed` into
 `notifier.task_conditions` and asks for a tick; the escalation tick (APScheduler: at start,

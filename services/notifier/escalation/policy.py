@@ -136,7 +136,7 @@ class InhibitRule(_Strict):
 
 
 class EscalationPolicy(_Strict):
-    """The whole escalation policy (DESIGN.md §4)."""
+    """The whole escalation policy (docs/domain.md §6 Escalation)."""
 
     version: Literal[1]
     timezone: str = "Asia/Shanghai"
@@ -268,7 +268,7 @@ class PolicyReloader:
 
 @lru_cache(maxsize=1)
 def default_policy() -> EscalationPolicy:
-    """The shipped policy, DESIGN.md §4."""
+    """The shipped policy, docs/domain.md §6 Escalation."""
     return load_policy(DEFAULT_POLICY_PATH)
 
 

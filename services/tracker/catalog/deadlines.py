@@ -167,7 +167,7 @@ def _cadence(text: str) -> CadenceName:
         return "quarterly"
     if _HALF_YEARLY.search(text):
         return "half_yearly"
-    # Continuous tasks report monthly unless the document says otherwise (DESIGN §3).
+    # Continuous tasks report monthly unless the document says otherwise (docs/domain.md §4).
     return "monthly"
 
 

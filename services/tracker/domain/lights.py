@@ -73,7 +73,7 @@ _LIGHT_LABELS = {
 
 
 class DeadlineKind(StrEnum):
-    """What the task's 完成时限 means (see DESIGN.md §2)."""
+    """What the task's 完成时限 means (docs/domain.md §2 Deadline phrases)."""
 
     COMPLETE = "complete"
     PROGRESS = "progress"
@@ -118,7 +118,7 @@ class MilestoneSnapshot:
 
 @dataclass(frozen=True, kw_only=True)
 class LightPolicy:
-    """Tunable light rules; the defaults are DESIGN.md §3."""
+    """Tunable light rules; the defaults are in docs/domain.md §5 Lights."""
 
     due_soon_days: int = 15
     behind_schedule_points: int | float = 20

@@ -1,4 +1,4 @@
-"""Deadline phrases (完成时限): the DESIGN §2 table, milestones, and what must stay unread."""
+"""Deadline phrases (完成时限): the table in docs/domain.md §2, milestones, what stays unread."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hand-written variants of real documents: every trap DESIGN §2 lists."""
+"""Hand-written variants of real documents: every variant docs/domain.md §1 lists."""
 
 from __future__ import annotations
 

@@ -146,7 +146,7 @@ def assign_roles(
         lead_units = _unique(leads)
         co_units = [unit for unit in _unique(responsible + helpers) if unit not in lead_units]
     else:
-        # X、Y等按职责分工负责: each named unit answers for its own part (DESIGN §2 Units).
+        # X、Y等按职责分工负责: each named unit answers for its own part (docs/domain.md §1).
         lead_units = _unique(responsible)
         co_units = [unit for unit in _unique(helpers) if unit not in lead_units]
     return lead_units, co_units
