@@ -2,6 +2,12 @@
 
 Every event is a frozen pydantic model with an explicit `schema_version`; one JSON example
 per event type and version lives in `shared/examples/` and is tested against every consumer.
+
+Producers build events strictly (a field the model does not define is an error), so they emit
+exactly their schema. Consumers read tolerantly: within a `schema_version` they ignore fields
+they do not know, so a producer may add an optional field without breaking consumers still on
+older code; an unknown version, or a required field missing or invalid, is refused.
+docs/events.md says how an event evolves.
 """
 
 from __future__ import annotations
@@ -35,7 +41,11 @@ LightName = Literal["green", "yellow", "red", "blue", "grey"]
 
 
 class Frozen(BaseModel):
-    """Immutable model that rejects unknown fields."""
+    """Immutable model that rejects unknown fields when built (the producer's side).
+
+    The `decode_*` functions below override that with `extra="ignore"`: a consumer skips
+    fields added after its code was written.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -179,11 +189,16 @@ DirectoryEvent = Annotated[
 _directory_event_adapter: TypeAdapter[DirectoryEvent] = TypeAdapter(DirectoryEvent)
 
 
+# How consumers read: ignore unknown fields at every level (additive changes are compatible).
+TOLERANT: Literal["ignore"] = "ignore"
+
+
 class UnsupportedEvent(ValueError):
     """The message is well-formed JSON but not an event type/version this consumer knows."""
 
 
 def _check_envelope(data: Any, known: dict[str, set[int]]) -> None:
+    """Refuse what this consumer cannot read; `decode_*` then ignore fields it does not know."""
     if not isinstance(data, dict):
         raise UnsupportedEvent("message is not a JSON object")
     event_type, version = data.get("event_type"), data.get("schema_version")
@@ -197,7 +212,7 @@ def decode_report_event(raw: bytes) -> ProgressReportSubmitted:
     """Parse a message from the progress-reports topic; raises on anything unusable."""
     data = json.loads(raw)
     _check_envelope(data, {"progress_report.submitted": {1}})
-    return ProgressReportSubmitted.model_validate(data)
+    return ProgressReportSubmitted.model_validate(data, extra=TOLERANT)
 
 
 TaskEvent = TaskConditionChanged | TaskActionRecorded
@@ -210,14 +225,14 @@ def decode_task_event(raw: bytes) -> TaskEvent:
     """Parse a message from the task-events topic; raises on anything unusable."""
     data = json.loads(raw)
     _check_envelope(data, {"task.condition_changed": {1}, "task.action_recorded": {1}})
-    return _task_event_adapter.validate_python(data)
+    return _task_event_adapter.validate_python(data, extra=TOLERANT)
 
 
 def decode_directory_event(raw: bytes) -> ApiKeyPublished | TaskAssignmentPublished:
     """Parse a message from the directory topic; raises on anything unusable."""
     data = json.loads(raw)
     _check_envelope(data, {"directory.api_key": {1}, "directory.task_assignment": {1}})
-    return _directory_event_adapter.validate_python(data)
+    return _directory_event_adapter.validate_python(data, extra=TOLERANT)
 
 
 def encode(event: BaseModel) -> bytes:

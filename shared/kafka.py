@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
@@ -128,6 +128,9 @@ def publish(
     metrics.PUBLISH_LATENCY.labels(topic).observe(time.perf_counter() - started)
 
 
+ConsumerState = Literal["starting", "connecting", "ok", "halted", "stopped"]
+
+
 @dataclass
 class ConsumerLoop:
     """Consumes one topic with manual commits.
@@ -136,6 +139,10 @@ class ConsumerLoop:
     and the offset may be committed. `PoisonMessage` (or a decoding error the handler maps to
     it) sends the message to `<topic>-dlq` with its error; any other exception is transient:
     the partition is rewound to the failed message and retried after a backoff.
+
+    The loop records its own state: `readiness()` is the check a service puts in `/readyz`,
+    and `duban_consumer_running{topic}` is 1 while `run()` runs. A loop that halted on a
+    poison streak or died (e.g. the DLQ could not be written) stays stopped and says why.
     """
 
     settings: CommonSettings
@@ -146,49 +153,113 @@ class ConsumerLoop:
     poll_timeout_ms: int = 500
     max_backoff_seconds: float = 10.0
     lag_interval_seconds: float = 5.0
-    healthy: bool = False
-    _poison_streak: int = 0
+    # How the dead-letter producer is made (a seam for tests that break it).
+    dlq_producer_factory: Callable[[CommonSettings], KafkaProducer] = make_producer
+    # (state, why): one tuple, so a reader never sees a state with another state's reason.
+    _status: tuple[ConsumerState, str | None] = ("starting", None)
+    _poison_streaks: dict[TopicPartition, int] = field(default_factory=dict)
+
+    @property
+    def state(self) -> ConsumerState:
+        """starting, connecting (to the broker), ok, halted (poison streak) or stopped."""
+        return self._status[0]
+
+    @property
+    def reason(self) -> str | None:
+        """Why the loop halted or stopped; None while it runs."""
+        return self._status[1]
+
+    @property
+    def healthy(self) -> bool:
+        """True while the loop runs and its last poll reached the broker."""
+        return self.state == "ok"
+
+    def readiness(self) -> dict[str, str]:
+        """The `/readyz` check: `{"consumer": "ok"}`, or what is wrong and why."""
+        state, reason = self._status
+        if state in ("halted", "stopped"):
+            return {"consumer": f"{state}: {reason}"}
+        return {"consumer": state}
 
     def run(self) -> None:
-        """Consume until `stop_event` is set; raises `ConsumerHalted` on a poison flood."""
-        consumer = KafkaConsumer(
-            self.topic,
-            bootstrap_servers=self.settings.kafka_bootstrap_servers,
-            group_id=self.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=self.settings.consumer_session_timeout_ms,
-            heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
-            max_poll_records=200,
-            client_id=self.group_id,
-        )
-        dlq_producer = make_producer(self.settings)
+        """Consume until `stop_event` is set; raises `ConsumerHalted` on a poison flood, and
+        whatever else ended the loop (both recorded first, for readiness and the metric)."""
+        running = metrics.CONSUMER_RUNNING.labels(self.topic)
+        running.set(1)
+        self._status = ("connecting", None)
+        consumer: KafkaConsumer | None = None
+        dlq_producer: KafkaProducer | None = None
+        try:
+            consumer = self._connect()
+            if consumer is not None:
+                dlq_producer = self.dlq_producer_factory(self.settings)
+                self._consume(consumer, dlq_producer)
+            self._status = ("stopped", "已按要求停止 (stop requested)")
+        except ConsumerHalted as exc:
+            self._status = ("halted", str(exc))
+            log.critical("consumer.halted", topic=self.topic, group=self.group_id, reason=str(exc))
+            raise
+        except BaseException as exc:
+            why = f"{type(exc).__name__}: {exc}"
+            self._status = (
+                "stopped",
+                f"{self.topic} 的消费者 ({self.group_id}) 意外退出 (consumer died): {why}",
+            )
+            log.critical("consumer.died", topic=self.topic, group=self.group_id, error=why)
+            raise
+        finally:
+            running.set(0)
+            if dlq_producer is not None:
+                with contextlib.suppress(Exception):
+                    dlq_producer.close(timeout=5)
+            if consumer is not None:
+                with contextlib.suppress(Exception):
+                    consumer.close(autocommit=False)
+
+    def _connect(self) -> KafkaConsumer | None:
+        """Join the group, retrying while the broker is unreachable; None if told to stop."""
+        backoff = 0.5
+        while not self.stop_event.is_set():
+            try:
+                return KafkaConsumer(
+                    self.topic,
+                    bootstrap_servers=self.settings.kafka_bootstrap_servers,
+                    group_id=self.group_id,
+                    enable_auto_commit=False,
+                    auto_offset_reset="earliest",
+                    session_timeout_ms=self.settings.consumer_session_timeout_ms,
+                    heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
+                    max_poll_records=200,
+                    client_id=self.group_id,
+                )
+            except KafkaError as exc:
+                log.warning("consumer.connect_failed", topic=self.topic, error=str(exc))
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+        return None
+
+    def _consume(self, consumer: KafkaConsumer, dlq_producer: KafkaProducer) -> None:
         backoff = 0.5
         last_lag = 0.0
-        try:
-            while not self.stop_event.is_set():
-                try:
-                    batch = consumer.poll(timeout_ms=self.poll_timeout_ms)
-                except KafkaError as exc:
-                    self.healthy = False
-                    log.warning("consumer.poll_failed", topic=self.topic, error=str(exc))
+        while not self.stop_event.is_set():
+            try:
+                batch = consumer.poll(timeout_ms=self.poll_timeout_ms)
+            except KafkaError as exc:
+                self._status = ("connecting", None)
+                log.warning("consumer.poll_failed", topic=self.topic, error=str(exc))
+                self.stop_event.wait(backoff)
+                backoff = min(backoff * 2, self.max_backoff_seconds)
+                continue
+            self._status = ("ok", None)
+            if batch:
+                if self._process_batch(consumer, dlq_producer, batch):
+                    backoff = 0.5
+                else:
                     self.stop_event.wait(backoff)
                     backoff = min(backoff * 2, self.max_backoff_seconds)
-                    continue
-                self.healthy = True
-                if batch:
-                    if self._process_batch(consumer, dlq_producer, batch):
-                        backoff = 0.5
-                    else:
-                        self.stop_event.wait(backoff)
-                        backoff = min(backoff * 2, self.max_backoff_seconds)
-                if time.monotonic() - last_lag > self.lag_interval_seconds:
-                    last_lag = time.monotonic()
-                    self._record_lag(consumer)
-        finally:
-            self.healthy = False
-            dlq_producer.close(timeout=5)
-            consumer.close(autocommit=False)
+            if time.monotonic() - last_lag > self.lag_interval_seconds:
+                last_lag = time.monotonic()
+                self._record_lag(consumer)
 
     def _process_batch(
         self, consumer: KafkaConsumer, dlq_producer: KafkaProducer, batch: dict[Any, list[Any]]
@@ -204,7 +275,7 @@ class ConsumerLoop:
                 try:
                     outcome = self.handler(message)
                 except PoisonMessage as exc:
-                    self._dead_letter(dlq_producer, message, exc)
+                    self._dead_letter(dlq_producer, tp, message, exc)
                 except Exception as exc:
                     log.warning(
                         "consumer.transient_failure",
@@ -217,7 +288,7 @@ class ConsumerLoop:
                     failed_at[tp] = message.offset
                     break
                 else:
-                    self._poison_streak = 0
+                    self._poison_streaks.pop(tp, None)
                     metrics.CONSUMER_MESSAGES.labels(self.topic, outcome.value).inc()
                 done[tp] = message.offset + 1
         if done:
@@ -231,8 +302,11 @@ class ConsumerLoop:
             consumer.seek(tp, offset)
         return not failed_at
 
-    def _dead_letter(self, producer: KafkaProducer, message: Any, exc: Exception) -> None:
-        self._poison_streak += 1
+    def _dead_letter(
+        self, producer: KafkaProducer, tp: TopicPartition, message: Any, exc: Exception
+    ) -> None:
+        # Counted per partition: a streak on one partition says nothing about another's.
+        streak = self._poison_streaks[tp] = self._poison_streaks.get(tp, 0) + 1
         headers = [
             ("error", str(exc)[:2000].encode("utf-8")),
             ("source_topic", message.topic.encode()),
@@ -250,10 +324,10 @@ class ConsumerLoop:
             offset=message.offset,
             error=str(exc),
         )
-        if self._poison_streak >= self.settings.poison_streak_limit:
+        if streak >= self.settings.poison_streak_limit:
             raise ConsumerHalted(
-                f"{self._poison_streak} consecutive messages on {self.topic} were poison; "
-                "stopping instead of draining the topic into the DLQ"
+                f"{streak} consecutive messages on {self.topic} partition {tp.partition} were "
+                "poison; stopping instead of draining the topic into the DLQ"
             )
 
     def _record_lag(self, consumer: KafkaConsumer) -> None:

@@ -7,6 +7,11 @@ CONSUMER_MESSAGES = Counter(
     "Messages handled by a consumer, by outcome (applied, duplicate, dlq, retried).",
     ["topic", "outcome"],
 )
+CONSUMER_RUNNING = Gauge(
+    "duban_consumer_running",
+    "1 while a consumer loop runs (connected or reconnecting); 0 once it halted or died.",
+    ["topic"],
+)
 CONSUMER_LAG = Gauge(
     "duban_consumer_lag_messages",
     "Messages not yet consumed, per topic partition (end offset minus position).",

@@ -8,6 +8,7 @@ an advisory lock and deliveries by row locks (SKIP LOCKED), so replicas can run 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -45,7 +46,7 @@ from shared import topics
 from shared.clock import Clock
 from shared.db import UnitOfWork
 from shared.directory import Directory, DirectoryFollower
-from shared.kafka import ConsumerHalted, ConsumerLoop, ensure_topics
+from shared.kafka import ConsumerLoop, ensure_topics
 
 log = structlog.get_logger(__name__)
 
@@ -108,7 +109,6 @@ class NotifierWorkers:
             ),
             stop_event=self.stop_event,
         )
-        self.halted: str | None = None
         self.dispatcher_error: str | None = None
         self.last_tick: TickResult | None = None
         self._tick_requested = threading.Event()
@@ -353,11 +353,9 @@ class NotifierWorkers:
     # ----------------------------------------------------------------- lifecycle
 
     def _consume(self) -> None:
-        try:
+        # However the loop ends, it has logged why and says so in readiness and its metric.
+        with contextlib.suppress(Exception):
             self.consumer.run()
-        except ConsumerHalted as exc:
-            self.halted = str(exc)
-            log.critical("consumer.halted", reason=str(exc))
 
     def start(self) -> None:
         """Start every background thread; the first tick runs at once."""
@@ -411,11 +409,7 @@ class NotifierWorkers:
     def status(self) -> dict[str, Any]:
         """What readiness reports about the workers."""
         checks: dict[str, Any] = {
-            "consumer": f"halted: {self.halted}"
-            if self.halted
-            else "ok"
-            if self.consumer.healthy
-            else "connecting",
+            **self.consumer.readiness(),
             "directory": "ok" if self.follower.caught_up.is_set() else "loading",
         }
         if self.settings.dispatcher_enabled and self.dispatcher_error:

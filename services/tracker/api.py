@@ -74,13 +74,7 @@ def create_app(
     def ready_checks() -> dict[str, str]:
         checks = database_check(session_factory)
         if run_workers:
-            checks["consumer"] = (
-                f"halted: {workers.halted}"
-                if workers.halted
-                else "ok"
-                if workers.consumer.healthy
-                else "connecting"
-            )
+            checks.update(workers.consumer.readiness())
         return checks
 
     add_ops_routes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -20,7 +21,7 @@ from services.tracker.settings import TrackerSettings
 from shared import topics
 from shared.clock import Clock
 from shared.db import UnitOfWork
-from shared.kafka import ConsumerHalted, ConsumerLoop, ensure_topics, make_producer
+from shared.kafka import ConsumerLoop, ensure_topics, make_producer
 
 log = structlog.get_logger(__name__)
 
@@ -106,7 +107,6 @@ class TrackerWorkers:
             handler=make_report_handler(session_factory, clock),
             stop_event=self.stop_event,
         )
-        self.halted: str | None = None
         self.scheduler = BackgroundScheduler(timezone="Asia/Shanghai")
         self._threads: list[threading.Thread] = []
         self._producer: KafkaProducer | None = None
@@ -158,7 +158,7 @@ class TrackerWorkers:
     @property
     def ready(self) -> bool:
         """True while the consumer is connected and not halted."""
-        return self.halted is None and self.consumer.healthy
+        return self.consumer.healthy
 
     def _spawn(self, name: str, target: object) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)  # type: ignore[arg-type]
@@ -166,11 +166,9 @@ class TrackerWorkers:
         self._threads.append(thread)
 
     def _consume(self) -> None:
-        try:
+        # However the loop ends, it has logged why and says so in readiness and its metric.
+        with contextlib.suppress(Exception):
             self.consumer.run()
-        except ConsumerHalted as exc:
-            self.halted = str(exc)
-            log.critical("consumer.halted", reason=str(exc))
 
     def _relay(self) -> None:
         assert self._producer is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from shared.events import (
     decode_task_event,
     encode,
 )
+from tests.event_contract import UNKNOWN_FIELD, grown_example, with_unknown_fields
 
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
 MODELS: dict[str, type[BaseModel]] = {
@@ -30,6 +32,16 @@ MODELS: dict[str, type[BaseModel]] = {
     "task.action_recorded": TaskActionRecorded,
     "directory.api_key": ApiKeyPublished,
     "directory.task_assignment": TaskAssignmentPublished,
+}
+
+
+# What each consumer decodes with, by event type.
+DECODERS: dict[str, Callable[[bytes], BaseModel]] = {
+    "progress_report.submitted": decode_report_event,
+    "task.condition_changed": decode_task_event,
+    "task.action_recorded": decode_task_event,
+    "directory.api_key": decode_directory_event,
+    "directory.task_assignment": decode_directory_event,
 }
 
 
@@ -69,6 +81,28 @@ def test_directory_examples_are_accepted_by_the_directory_followers(name: str) -
     assert directory.keys or directory.tasks
 
 
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_consumers_ignore_fields_added_within_a_version(path: Path) -> None:
+    """A producer on newer code may add optional fields; consumers on older code read on."""
+    grown = grown_example(path.name)
+    assert UNKNOWN_FIELD.encode() in grown
+    decode = DECODERS[json.loads(grown)["event_type"]]
+    assert decode(grown) == decode(path.read_bytes())
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_consumers_still_refuse_a_missing_or_invalid_required_field(path: Path) -> None:
+    data = with_unknown_fields(json.loads(path.read_bytes()))
+    decode = DECODERS[data["event_type"]]
+    missing = {key: value for key, value in data.items() if key != "event_id"}
+    with pytest.raises(ValidationError, match="event_id"):
+        decode(json.dumps(missing).encode())
+    with pytest.raises(ValidationError, match="occurred_at"):
+        decode(json.dumps({**data, "occurred_at": "2022-05-31 17:20"}).encode())  # no zone
+    with pytest.raises(UnsupportedEvent, match="schema_version"):
+        decode(json.dumps({**data, "schema_version": 2}).encode())
+
+
 def test_unknown_version_and_type_are_refused_not_guessed() -> None:
     data = json.loads((EXAMPLES_DIR / "task.condition_changed.v1.json").read_bytes())
     with pytest.raises(UnsupportedEvent, match="schema_version"):
@@ -80,6 +114,7 @@ def test_unknown_version_and_type_are_refused_not_guessed() -> None:
 
 
 def test_events_are_frozen_and_reject_unknown_fields() -> None:
+    """Producers build events strictly: they emit exactly their schema."""
     data = json.loads((EXAMPLES_DIR / "task.condition_changed.v1.json").read_bytes())
     event = TaskConditionChanged.model_validate(data)
     with pytest.raises(ValidationError):

@@ -3,7 +3,7 @@
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
 from services.tracker.auth import Principal
@@ -17,8 +17,8 @@ router = APIRouter(prefix="/v1/ops", tags=["ops"])
 class OpsStatus(BaseModel):
     """The background workers and the outbox."""
 
-    consumer: Literal["ok", "connecting", "halted", "not running"]
-    halted_reason: str | None
+    consumer: Literal["ok", "starting", "connecting", "halted", "stopped", "not running"]
+    halted_reason: str | None = Field(description="Why the consumer halted or stopped")
     outbox_backlog: int
 
 
@@ -29,18 +29,13 @@ def ops_status(
     _who: Annotated[Principal, Depends(require_roles("operator", "admin"))],
 ) -> OpsStatus:
     """Consumer state and the number of events waiting in the outbox."""
-    workers = request.app.state.workers
-    halted: str | None = workers.halted
-    consumer: Literal["ok", "connecting", "halted", "not running"] = (
-        "not running"
-        if not request.app.state.run_workers
-        else "halted"
-        if halted
-        else "ok"
-        if workers.consumer.healthy
-        else "connecting"
-    )
+    loop = request.app.state.workers.consumer
+    running = request.app.state.run_workers
     backlog = db.execute(
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.published_at.is_(None))
     ).scalar_one()
-    return OpsStatus(consumer=consumer, halted_reason=halted, outbox_backlog=int(backlog))
+    return OpsStatus(
+        consumer=loop.state if running else "not running",
+        halted_reason=loop.reason if running else None,
+        outbox_backlog=int(backlog),
+    )
