@@ -36,7 +36,6 @@ from services.tracker.importer import import_document
 from services.tracker.keys import create_key
 from services.tracker.orm import Task
 from services.tracker.outbox import relay_once
-from services.tracker.service import directory_snapshot
 from services.tracker.settings import TrackerSettings
 from services.tracker.workers import scan_once
 from shared import topics
@@ -136,7 +135,6 @@ def bench_intake_and_apply(server: Any, bootstrap: str, count: int = 400) -> dic
             expires_at=None,
             now=NOW,
         ).plaintext
-        directory_snapshot(uow.session, now=NOW)
         uow.commit()
     settings = TrackerSettings(
         database_url=str(factory.kw["bind"].url), kafka_bootstrap_servers=bootstrap
