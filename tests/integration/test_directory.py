@@ -45,7 +45,8 @@ def settings_for(database_url: str, broker: Broker) -> TrackerSettings:
         kafka_bootstrap_servers=broker.bootstrap,
         outbox_poll_seconds=0.05,
         scan_interval_seconds=3600,
-        **FAST,
+        consumer_session_timeout_ms=FAST["consumer_session_timeout_ms"],
+        consumer_heartbeat_interval_ms=FAST["consumer_heartbeat_interval_ms"],
     )
 
 

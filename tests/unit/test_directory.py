@@ -80,7 +80,8 @@ def test_a_task_tombstone_removes_the_assignment_and_other_entities_stay() -> No
     directory.apply(assignment("T-2", accepting=False))
     directory.delete(task_entity("T-1"))
     assert directory.task("T-1") is None
-    assert directory.task("T-2") is not None and not directory.task("T-2").accepting_reports
+    closed = directory.task("T-2")
+    assert closed is not None and not closed.accepting_reports
     assert set(directory.entries()) == {key_entity(issued.key_id), task_entity("T-2")}
     directory.delete("unknown:entity")  # not ours: ignored
     assert len(directory.entries()) == 2
