@@ -116,6 +116,20 @@ def _prepare(env: dict[str, str]) -> tuple[dict[str, Any], bool]:
     return credentials, fresh
 
 
+def _create_topics(env: dict[str, str]) -> None:
+    """Create the contract topics with their settings (the directory is compacted) up front.
+
+    Tansu keeps `cleanup.policy=compact` but its memory storage does not compact; the
+    directory follower keeps the last value per key either way (docs/operations.md).
+    """
+    from shared import topics
+    from shared.kafka import ensure_topics
+    from shared.settings import CommonSettings
+
+    settings = CommonSettings(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    ensure_topics(settings, topics.ALL)
+
+
 def main() -> None:
     """Run the local stack until interrupted."""
     (VAR / "log").mkdir(parents=True, exist_ok=True)
@@ -136,6 +150,7 @@ def main() -> None:
     # One console user clicking around, plus the demo traffic, from a handful of keys.
     env.setdefault("DUBAN_RATE_LIMIT_PER_MINUTE", "600")
     env.setdefault("DUBAN_RATE_LIMIT_BURST", "100")
+    _create_topics(env)
     credentials, fresh = _prepare(env)
     children: dict[str, subprocess.Popen[bytes]] = {}
     for name, port in ports.items():

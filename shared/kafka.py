@@ -13,13 +13,13 @@ from typing import Any, Literal
 
 import structlog
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.producer.transaction_manager import TransactionState
 
 from shared import metrics
 from shared.settings import CommonSettings
-from shared.topics import dlq
+from shared.topics import CONFIGS, dlq
 
 log = structlog.get_logger(__name__)
 
@@ -53,25 +53,60 @@ class Outcome(enum.Enum):
     DUPLICATE = "duplicate"
 
 
+def topic_specs(settings: CommonSettings, names: Iterable[str]) -> list[NewTopic]:
+    """How each topic is created: partitions, replication and its settings (`topics.CONFIGS`)."""
+    return [
+        NewTopic(
+            name,
+            settings.topic_partitions,
+            settings.topic_replication_factor,
+            topic_configs=dict(CONFIGS.get(name, {})),
+        )
+        for name in names
+    ]
+
+
 def ensure_topics(settings: CommonSettings, topics: Iterable[str]) -> None:
-    """Create each topic and its DLQ if missing."""
+    """Create each topic and its DLQ if missing; bring existing ones to their settings."""
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers, client_id="duban-admin"
     )
     try:
         existing = set(admin.list_topics())
         wanted = [name for topic in topics for name in (topic, dlq(topic))]
-        missing = [
-            NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)
-            for name in wanted
-            if name not in existing
-        ]
+        missing = topic_specs(settings, [name for name in wanted if name not in existing])
         if missing:
             # Another service may create it between our list and create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
+        _align_configs(admin, [name for name in wanted if name in existing and name in CONFIGS])
     finally:
         admin.close()
+
+
+def _align_configs(admin: KafkaAdminClient, names: list[str]) -> None:
+    """Set the wanted settings on topics created before they were wanted (e.g. compaction)."""
+    if not names:
+        return
+    try:
+        described = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name) for name in names],
+            config_filter="all",
+        )["topic"]
+        stale = [
+            ConfigResource(ConfigResourceType.TOPIC, name, configs=dict(CONFIGS[name]))
+            for name in names
+            if any(
+                described.get(name, {}).get(key, {}).get("value") != value
+                for key, value in CONFIGS[name].items()
+            )
+        ]
+        if stale:
+            admin.alter_configs(stale, raise_on_unknown=False)
+            log.info("kafka.topic_configs_aligned", topics=[r.name for r in stale])
+    except KafkaError as exc:
+        # The topic still works; only its clean-up differs. Say so and carry on.
+        log.warning("kafka.topic_configs_unaligned", topics=names, error=str(exc))
 
 
 def make_producer(settings: CommonSettings, *, max_block_ms: int = 5_000) -> KafkaProducer:

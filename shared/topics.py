@@ -1,5 +1,6 @@
 """Topic names: the contracts between services."""
 
+from types import MappingProxyType
 from typing import Final
 
 PROGRESS_REPORTS: Final = "intake.progress-reports"
@@ -7,6 +8,23 @@ TASK_EVENTS: Final = "tracker.task-events"
 DIRECTORY: Final = "tracker.directory"
 
 ALL: Final = (PROGRESS_REPORTS, TASK_EVENTS, DIRECTORY)
+
+# The directory is a changelog keyed by entity (`key:<key_id>`, `task:<code>`): only the
+# latest value of each key matters and a null value (tombstone) deletes it, so the broker
+# may compact it. Compaction only touches closed segments: roll one every hour and clean
+# once a tenth of the log is superseded. Tombstones stay an hour: followers always read
+# from the start and swap in a fresh state, so none relies on seeing an old tombstone.
+DIRECTORY_CONFIG: Final = MappingProxyType(
+    {
+        "cleanup.policy": "compact",
+        "min.cleanable.dirty.ratio": "0.1",
+        "segment.ms": "3600000",
+        "delete.retention.ms": "3600000",
+    }
+)
+
+# Topic-level settings each topic is created (and kept) with; the rest use broker defaults.
+CONFIGS: Final = MappingProxyType({DIRECTORY: DIRECTORY_CONFIG})
 
 
 def dlq(topic: str) -> str:

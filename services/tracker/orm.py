@@ -310,7 +310,8 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     topic: Mapped[str] = mapped_column(String(200))
     key: Mapped[str] = mapped_column(String(200))
-    payload: Mapped[bytes] = mapped_column()
+    # None is a tombstone: on a compacted topic it deletes the key.
+    payload: Mapped[bytes | None] = mapped_column()
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
     published_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 

@@ -25,9 +25,10 @@ log = structlog.get_logger(__name__)
 RELAY_LOCK_ID = 0x6475_6261_6E01
 
 
-def add(session: Session, *, topic: str, key: str, event: BaseModel) -> None:
-    """Queue an event for publication in the caller's transaction."""
-    session.add(OutboxMessage(topic=topic, key=key, payload=encode(event)))
+def add(session: Session, *, topic: str, key: str, event: BaseModel | None) -> None:
+    """Queue an event for publication in the caller's transaction; None queues a tombstone."""
+    payload = encode(event) if event is not None else None
+    session.add(OutboxMessage(topic=topic, key=key, payload=payload))
 
 
 def relay_once(

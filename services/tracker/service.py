@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import structlog
 from sqlalchemy import select
@@ -15,8 +16,17 @@ from services.tracker import metrics, outbox
 from services.tracker.assessment import assess, period_for_report
 from services.tracker.domain import workflow as rules
 from services.tracker.domain.workflow import Role, RuleViolation, TaskStatus, WorkflowState
-from services.tracker.orm import ApiKey, ProcessedEvent, Report, Task, TaskAction, Unit
+from services.tracker.orm import (
+    ApiKey,
+    OutboxMessage,
+    ProcessedEvent,
+    Report,
+    Task,
+    TaskAction,
+    Unit,
+)
 from shared import topics
+from shared.directory import DirectoryEntry, key_entity, task_entity
 from shared.events import (
     ApiKeyPublished,
     ProgressReportSubmitted,
@@ -221,30 +231,38 @@ def schedule_all(session: Session, *, now: dt.datetime) -> None:
         task.next_evaluation_at = now
 
 
-def directory_snapshot(session: Session, *, now: dt.datetime) -> None:
-    """Queue the whole directory (keys and task assignments) for intake."""
-    for key in session.execute(select(ApiKey)).scalars():
-        publish_key(session, key, now=now)
-    for task in session.execute(select(Task)).scalars():
-        publish_assignment(session, task, now=now)
+def key_entry(key: ApiKey, *, now: dt.datetime) -> ApiKeyPublished | None:
+    """A key's directory entry; None once revoked (published as a tombstone)."""
+    if key.revoked_at is not None:
+        return None
+    return ApiKeyPublished(
+        event_id=new_event_id(),
+        occurred_at=now,
+        key_id=key.key_id,
+        key_hash=key.key_hash,
+        role=key.role,
+        unit=key.unit.name if key.unit else None,
+        expires_at=key.expires_at,
+        revoked=False,
+    )
+
+
+def assignment_entry(task: Task, *, now: dt.datetime) -> TaskAssignmentPublished:
+    """A task's directory entry."""
+    return TaskAssignmentPublished(
+        event_id=new_event_id(),
+        occurred_at=now,
+        task_code=task.code,
+        lead_units=task.lead_units,
+        co_units=task.co_units,
+        accepting_reports=task.status in ACCEPTING_STATUSES,
+    )
 
 
 def publish_key(session: Session, key: ApiKey, *, now: dt.datetime) -> None:
-    """Queue one key's directory entry."""
+    """Queue one key's directory entry (a tombstone once it is revoked)."""
     outbox.add(
-        session,
-        topic=topics.DIRECTORY,
-        key=f"key:{key.key_id}",
-        event=ApiKeyPublished(
-            event_id=new_event_id(),
-            occurred_at=now,
-            key_id=key.key_id,
-            key_hash=key.key_hash,
-            role=key.role,
-            unit=key.unit.name if key.unit else None,
-            expires_at=key.expires_at,
-            revoked=key.revoked_at is not None,
-        ),
+        session, topic=topics.DIRECTORY, key=key_entity(key.key_id), event=key_entry(key, now=now)
     )
 
 
@@ -253,13 +271,70 @@ def publish_assignment(session: Session, task: Task, *, now: dt.datetime) -> Non
     outbox.add(
         session,
         topic=topics.DIRECTORY,
-        key=f"task:{task.code}",
-        event=TaskAssignmentPublished(
-            event_id=new_event_id(),
-            occurred_at=now,
-            task_code=task.code,
-            lead_units=task.lead_units,
-            co_units=task.co_units,
-            accepting_reports=task.status in ACCEPTING_STATUSES,
-        ),
+        key=task_entity(task.code),
+        event=assignment_entry(task, now=now),
     )
+
+
+def _content(entry: DirectoryEntry | None) -> dict[str, Any] | None:
+    """What an entry says, without the envelope that differs on every publication."""
+    return None if entry is None else entry.model_dump(exclude={"event_id", "occurred_at"})
+
+
+def reconcile_directory(
+    session: Session, published: Mapping[str, DirectoryEntry], *, now: dt.datetime
+) -> int:
+    """Queue only the directory entries the topic does not hold as they are now.
+
+    `published` is the topic's current state (its last value per key). Keys and tasks
+    whose entry differs, is missing, or is live on the topic but no longer here (a revoked
+    or deleted key, a deleted task) are queued, tombstones for the latter; entities with a
+    change still waiting in the outbox are left to it. The rows are locked and read again
+    before queueing, so a concurrent revocation is never overtaken by an older value.
+    Returns how many entries were queued.
+    """
+    pending = set(
+        session.execute(
+            select(OutboxMessage.key).where(
+                OutboxMessage.topic == topics.DIRECTORY, OutboxMessage.published_at.is_(None)
+            )
+        ).scalars()
+    )
+    stale_keys: set[int] = set()
+    stale_tasks: set[int] = set()
+    current: set[str] = set()
+    for key in session.execute(select(ApiKey)).scalars():
+        entity = key_entity(key.key_id)
+        current.add(entity)
+        if _content(key_entry(key, now=now)) != _content(published.get(entity)):
+            stale_keys.add(key.id)
+    for task in session.execute(select(Task)).scalars():
+        entity = task_entity(task.code)
+        current.add(entity)
+        if _content(assignment_entry(task, now=now)) != _content(published.get(entity)):
+            stale_tasks.add(task.id)
+    queued = 0
+    if stale_keys:
+        for key in session.execute(
+            select(ApiKey)
+            .where(ApiKey.id.in_(stale_keys))
+            .with_for_update(of=ApiKey)
+            .execution_options(populate_existing=True)
+        ).scalars():
+            if key_entity(key.key_id) not in pending:
+                publish_key(session, key, now=now)
+                queued += 1
+    if stale_tasks:
+        for task in session.execute(
+            select(Task)
+            .where(Task.id.in_(stale_tasks))
+            .with_for_update(of=Task)
+            .execution_options(populate_existing=True)
+        ).scalars():
+            if task_entity(task.code) not in pending:
+                publish_assignment(session, task, now=now)
+                queued += 1
+    for entity in sorted(published.keys() - current - pending):
+        outbox.add(session, topic=topics.DIRECTORY, key=entity, event=None)
+        queued += 1
+    return queued

@@ -12,5 +12,7 @@ class TrackerSettings(CommonSettings):
     scan_interval_seconds: float = 30.0
     scan_batch_size: int = 500
     outbox_poll_seconds: float = 0.2
+    # How often the directory topic is reconciled with the database (only differences are
+    # published) and published outbox rows older than a week are purged.
     directory_refresh_seconds: float = 300.0
     run_workers: bool = True

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.tracker import metrics, outbox
 from services.tracker.consumer import make_report_handler
 from services.tracker.orm import Task, TaskUnit, Unit
-from services.tracker.service import directory_snapshot, scan_due_tasks
+from services.tracker.service import reconcile_directory, scan_due_tasks
 from services.tracker.settings import TrackerSettings
 from shared import topics
 from shared.clock import Clock
 from shared.db import UnitOfWork
+from shared.directory import Directory, DirectoryFollower
 from shared.kafka import ConsumerLoop, ensure_topics, make_producer
 
 log = structlog.get_logger(__name__)
@@ -43,11 +44,16 @@ def scan_once(session_factory: sessionmaker[Session], *, now: dt.datetime, batch
     return total
 
 
-def publish_directory(session_factory: sessionmaker[Session], *, now: dt.datetime) -> None:
-    """Queue a full directory snapshot for intake."""
+def sync_directory(
+    session_factory: sessionmaker[Session], published: Directory, *, now: dt.datetime
+) -> int:
+    """Queue the directory entries that the topic (as `published` read it) lacks or has wrong."""
     with UnitOfWork(session_factory) as uow:
-        directory_snapshot(uow.session, now=now)
+        queued = reconcile_directory(uow.session, published.entries(), now=now)
         uow.commit()
+    if queued:
+        log.info("directory.reconciled", queued=queued)
+    return queued
 
 
 def refresh_business_gauges(session_factory: sessionmaker[Session]) -> None:
@@ -110,14 +116,18 @@ class TrackerWorkers:
         self.scheduler = BackgroundScheduler(timezone="Asia/Shanghai")
         self._threads: list[threading.Thread] = []
         self._producer: KafkaProducer | None = None
+        # The tracker reads its own directory topic, so it publishes only what changed.
+        self.directory = Directory()
+        self.follower = DirectoryFollower(settings, self.directory)
 
     def start(self) -> None:
         """Create topics, then start every background thread and job."""
         ensure_topics(self.settings, topics.ALL)
         self._producer = make_producer(self.settings)
-        publish_directory(self.session_factory, now=self.clock.now())
+        self.follower.start()
         self._spawn("report-consumer", self._consume)
         self._spawn("outbox-relay", self._relay)
+        self._spawn("directory-sync", self._sync_directory)
         now = dt.datetime.now(dt.UTC)
         self.scheduler.add_job(
             self._scan,
@@ -129,10 +139,10 @@ class TrackerWorkers:
             coalesce=True,
         )
         self.scheduler.add_job(
-            self._refresh_directory,
+            self._purge_outbox,
             "interval",
             seconds=self.settings.directory_refresh_seconds,
-            id="directory",
+            id="outbox-purge",
             coalesce=True,
         )
         self.scheduler.add_job(
@@ -152,6 +162,7 @@ class TrackerWorkers:
             self.scheduler.shutdown(wait=True)
         for thread in self._threads:
             thread.join(timeout=15)
+        self.follower.stop()
         if self._producer is not None:
             self._producer.close(timeout=5)
 
@@ -190,14 +201,25 @@ class TrackerWorkers:
         except Exception:
             log.exception("scan.failed")
 
-    def _refresh_directory(self) -> None:
+    def _sync_directory(self) -> None:
+        """Once the topic is read, reconcile it with the database; again every interval."""
+        while not self.follower.caught_up.wait(0.2):
+            if self.stop_event.is_set():
+                return
+        while not self.stop_event.is_set():
+            try:
+                sync_directory(self.session_factory, self.directory, now=self.clock.now())
+            except Exception:
+                log.exception("directory.reconcile_failed")
+            self.stop_event.wait(self.settings.directory_refresh_seconds)
+
+    def _purge_outbox(self) -> None:
         try:
-            publish_directory(self.session_factory, now=self.clock.now())
             outbox.purge_published(
                 self.session_factory, older_than=self.clock.now() - dt.timedelta(days=7)
             )
         except Exception:
-            log.exception("directory.refresh_failed")
+            log.exception("outbox.purge_failed")
 
     def _refresh_gauges(self) -> None:
         try:

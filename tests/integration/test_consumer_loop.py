@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.servers import Broker, start_broker
 from services.tracker.api import create_app as create_tracker
 from services.tracker.settings import TrackerSettings
 from shared import topics
 from shared.clock import SHANGHAI, FixedClock
 from shared.db import make_engine, make_session_factory
-from shared.devstack import Broker, start_broker
 from shared.kafka import ConsumerHalted, ConsumerLoop, Outcome, PoisonMessage, ensure_topics
 from shared.kafka import make_producer as make_kafka_producer
 from shared.settings import CommonSettings

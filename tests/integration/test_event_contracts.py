@@ -15,6 +15,7 @@ import pytest
 from kafka import KafkaProducer
 from sqlalchemy import select
 
+from devtools.servers import Broker
 from services.notifier.conditions import load_conditions
 from services.notifier.consumer import make_task_event_handler
 from services.notifier.orm import TaskCondition
@@ -24,7 +25,6 @@ from services.tracker.orm import Report
 from shared import topics
 from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
-from shared.devstack import Broker
 from shared.directory import Directory, DirectoryFollower
 from shared.events import EXAMPLES_DIR
 from shared.kafka import Outcome, PoisonMessage, ensure_topics

@@ -188,6 +188,23 @@ def test_the_topic_step_creates_every_contract_topic_and_its_dlq() -> None:
     assert str(kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]).lower() == "false"
 
 
+def test_the_topic_step_makes_the_directory_a_compacted_topic_as_the_services_do() -> None:
+    step = SERVICES["kafka-topics"]
+    env = step["environment"]
+    assert env["DUBAN_DIRECTORY_TOPIC"] == topics.DIRECTORY
+    configured = dict(pair.split("=", 1) for pair in env["DUBAN_DIRECTORY_TOPIC_CONFIG"].split(","))
+    # The same settings `ensure_topics` gives the topic (shared/topics.py).
+    assert configured == dict(topics.DIRECTORY_CONFIG)
+    assert configured["cleanup.policy"] == "compact"
+    script = "\n".join(step["command"])
+    # Applied after the create loop, so a directory topic that already existed gets them too.
+    alter = script.index("kafka-configs.sh")
+    assert alter > script.index("kafka-topics.sh --bootstrap-server kafka:9092 --create")
+    assert "--alter" in script[alter:]
+    assert '--entity-type topics --entity-name "$$DUBAN_DIRECTORY_TOPIC"' in script
+    assert '--add-config "$$DUBAN_DIRECTORY_TOPIC_CONFIG"' in script
+
+
 # --- the three services ---------------------------------------------------------------------
 
 
