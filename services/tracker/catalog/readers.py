@@ -257,6 +257,10 @@ def xlsx_to_document(data: bytes, limits: ReadLimits = DEFAULT_LIMITS) -> Docume
             sheets.append((sheet.title, lines, origins))
     finally:
         workbook.close()
+    if not sheets:
+        raise UnreadableDocument(
+            f"{label}没有任何有内容的工作表", "the workbook has no sheet with any cell"
+        )
     with_header = {title for title, lines, _ in sheets if _has_task_header(lines)}
     text_lines: list[str] = []
     text_origins: list[str | None] = []

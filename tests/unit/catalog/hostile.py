@@ -9,7 +9,8 @@ from __future__ import annotations
 import io
 import re
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from docx import Document
@@ -204,3 +205,21 @@ def _repeat(unit: bytes, size: int, chunk: int = 1024 * 1024) -> Iterable[bytes]
 
 def _read(data: bytes, member: str) -> bytes:
     return zipfile.ZipFile(io.BytesIO(data)).read(member)
+
+
+def _status_kib(field: str) -> int:
+    match = re.search(rf"^{field}:\s+(\d+) kB$", Path("/proc/self/status").read_text(), re.M)
+    assert match is not None, field
+    return int(match.group(1))
+
+
+@contextmanager
+def peak_rss_growth() -> Iterator[Callable[[], int]]:
+    """How far this process's peak RSS rose above its RSS at the start of the block, in MiB.
+
+    Linux: writing 5 to /proc/self/clear_refs resets the peak (VmHWM) to the current RSS,
+    so the measure is this block's own high-water mark, not an earlier test's.
+    """
+    Path("/proc/self/clear_refs").write_text("5")
+    start = _status_kib("VmRSS")
+    yield lambda: (_status_kib("VmHWM") - start) // 1024
