@@ -3,6 +3,10 @@
 Tables in .docx and .xlsx are rendered the way the published responsibility table reads
 when copied as text, so one table parser serves all three formats: a blank line before
 each row, each cell on a line starting with a tab, further lines of a cell without one.
+
+A .docx or .xlsx is first held to the limits of `catalog/limits.py` (`catalog/ooxml.py`
+checks the zip directory and streams each XML part); only then does python-docx or
+openpyxl (read-only, bounded to the sheet's real extent) read it.
 """
 
 from __future__ import annotations
