@@ -46,14 +46,21 @@ def import_document(
     """Read a task-division document into the catalog."""
     from services.tracker.catalog.errors import CatalogError
     from services.tracker.catalog.parsing import parse_document
-    from services.tracker.catalog.readers import read_document_text
+    from services.tracker.catalog.readers import check_file_size, read_document
     from services.tracker.importer import import_document as store
 
     try:
-        text, fmt = read_document_text(path.read_bytes(), path.name)
-        parsed = parse_document(text, fmt=fmt, year=year)
+        check_file_size(path.stat().st_size, path.name)
+        document = read_document(path.read_bytes(), path.name)
+        parsed = parse_document(
+            document.text,
+            fmt=document.format,
+            year=year,
+            origins=document.origins,
+            notes=document.warnings,
+        )
     except CatalogError as exc:
-        typer.echo(f"错误 (error): {exc}", err=True)
+        typer.echo(f"错误 (error): {path.name}: {exc.message_zh}", err=True)
         raise typer.Exit(2) from exc
     if dry_run:
         if as_json:
@@ -107,8 +114,9 @@ def _print_summary(parsed: object) -> None:
     if parsed.warnings:
         typer.echo(f"警告 {len(parsed.warnings)} 条:")
         for warning in parsed.warnings:
-            where = f"第 {warning.line} 行" if warning.line else "全文"
-            typer.echo(f"  {where}: {warning.message}")
+            # Without a line the message names its place (a sheet row) or the whole file.
+            where = f"第 {warning.line} 行: " if warning.line else ""
+            typer.echo(f"  {where}{warning.message}")
 
 
 @keys_app.command("create")

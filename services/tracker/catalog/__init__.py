@@ -1,7 +1,9 @@
 """Task catalog importer: the pure reading of task-division documents.
 
-`read_document_text(bytes, filename)` → text and format; `parse_document(text, fmt=…,
-year=…)` → `ParsedDocument`; `diff_catalog(stored, parsed)` → what a re-import changes.
+`read_document(bytes, filename)` → `DocumentText` (text, format, reader warnings), within
+the read limits of `catalog/limits.py` (`read_document_text`: just text and format);
+`parse_document(text, fmt=…, year=…)` → `ParsedDocument`; `diff_catalog(stored, parsed)`
+→ what a re-import changes.
 No database, no network: the CLI and the HTTP upload persist the result.
 """
 
@@ -12,6 +14,7 @@ from services.tracker.catalog.deadlines import (
 from services.tracker.catalog.diff import CatalogDiff, diff_catalog
 from services.tracker.catalog.errors import (
     CatalogError,
+    DocumentTooLarge,
     NotATaskDocument,
     UnreadableDocument,
     UnsupportedFormat,
@@ -27,7 +30,7 @@ from services.tracker.catalog.model import (
     Warning,
 )
 from services.tracker.catalog.parsing import parse_document
-from services.tracker.catalog.readers import read_document_text
+from services.tracker.catalog.readers import DocumentText, read_document, read_document_text
 from services.tracker.catalog.units import (
     UnitRegistry,
     normalise_unit_name,
@@ -40,6 +43,8 @@ __all__ = [
     "CatalogDiff",
     "CatalogError",
     "Deadline",
+    "DocumentText",
+    "DocumentTooLarge",
     "Milestone",
     "NotATaskDocument",
     "ParsedDocument",
@@ -56,6 +61,7 @@ __all__ = [
     "parse_deadline",
     "parse_deadline_with_milestones",
     "parse_document",
+    "read_document",
     "read_document_text",
     "split_units",
     "to_simplified",

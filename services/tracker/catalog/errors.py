@@ -46,6 +46,10 @@ class UnreadableDocument(CatalogError):
     """The bytes cannot be decoded or opened as the format their name claims."""
 
 
+class DocumentTooLarge(CatalogError):
+    """The file, or something inside it, is over a read limit (catalog/limits.py)."""
+
+
 class YearNotFound(CatalogError):
     """Neither the document nor the caller says which year the deadlines belong to."""
 

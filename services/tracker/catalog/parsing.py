@@ -11,12 +11,19 @@ Anything else raises `NotATaskDocument`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from services.tracker.catalog.codes import document_code
 from services.tracker.catalog.deadlines import chinese_number, chinese_year
 from services.tracker.catalog.errors import NotATaskDocument, YearNotFound
-from services.tracker.catalog.model import DocumentKind, ParsedDocument, ParsedTask, PlanGoal
+from services.tracker.catalog.model import (
+    DocumentKind,
+    ParsedDocument,
+    ParsedTask,
+    PlanGoal,
+    Warning,
+)
 from services.tracker.catalog.parsers.common import ImportContext, SourceText
 from services.tracker.catalog.parsers.district import looks_like_district_plan, parse_district_plan
 from services.tracker.catalog.parsers.inline import count_clauses, has_label_lines, parse_inline
@@ -154,8 +161,19 @@ def _find_year(
     raise YearNotFound()
 
 
-def parse_document(text: str, *, fmt: str = "txt", year: int | None = None) -> ParsedDocument:
-    """Parse a task-division document's text; raises NotATaskDocument for anything else."""
+def parse_document(
+    text: str,
+    *,
+    fmt: str = "txt",
+    year: int | None = None,
+    origins: Sequence[str | None] = (),
+    notes: Sequence[Warning] = (),
+) -> ParsedDocument:
+    """Parse a task-division document's text; raises NotATaskDocument for anything else.
+
+    `origins` and `notes` come from the reader (`DocumentText`): where each line came from,
+    so warnings name a worksheet row, and the reader's own warnings, listed first.
+    """
     source = SourceText.from_text(text)
     registry = UnitRegistry()
     registry.learn_from_text(text)
@@ -166,7 +184,13 @@ def parse_document(text: str, *, fmt: str = "txt", year: int | None = None) -> P
     period = plan_period(title.simplified) if kind == "five_year_plan" else None
     document_year = _find_year(title, source, period, year)
     code = document_code(title.simplified, document_year)
-    context = ImportContext(year=document_year, document_code=code, registry=registry)
+    context = ImportContext(
+        year=document_year,
+        document_code=code,
+        registry=registry,
+        warnings=list(notes),
+        origins=origins,
+    )
     tasks: list[ParsedTask] = []
     goals: list[PlanGoal] = []
     if kind == "table":

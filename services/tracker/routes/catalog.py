@@ -6,16 +6,16 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Uplo
 
 from services.tracker import audit
 from services.tracker.auth import Principal
-from services.tracker.catalog.errors import CatalogError
+from services.tracker.catalog.errors import CatalogError, DocumentTooLarge
+from services.tracker.catalog.limits import MAX_FILE_BYTES
 from services.tracker.catalog.parsing import parse_document
-from services.tracker.catalog.readers import read_document_text
+from services.tracker.catalog.readers import read_document
 from services.tracker.deps import NowDep, UowDep, require_roles
 from services.tracker.importer import import_document
 from shared.httpguard import error_responses
 from shared.textguard import find_forbidden
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 FORM_FIELDS = frozenset({"file", "dry_run", "year"})
 
 
@@ -55,23 +55,31 @@ def import_catalog(
     year: Annotated[int | None, Form(ge=1990, le=2100, description="文件年度")] = None,
 ) -> dict[str, Any]:
     """Parse a document; unless `dry_run`, write it into the catalog and say what changed."""
-    data = file.file.read(MAX_UPLOAD_BYTES + 1)
-    if len(data) > MAX_UPLOAD_BYTES:
+    # One byte past the limit is enough for the reader to refuse it (413).
+    data = file.file.read(MAX_FILE_BYTES + 1)
+    try:
+        document = read_document(data, file.filename or "upload.txt")
+    except DocumentTooLarge as exc:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            detail=f"文件超过 {MAX_UPLOAD_BYTES // 1024 // 1024} MB",
-        )
-    try:
-        text, fmt = read_document_text(data, file.filename or "upload.txt")
+            detail={"field": "file", "message": str(exc)},
+        ) from exc
     except CatalogError as exc:
         raise _unfit("file", str(exc)) from exc
+    text = document.text
     # Page breaks and vertical tabs are layout; NUL, other controls and bidi overrides are not.
     bad = find_forbidden(text.replace("\x0b", "\n").replace("\x0c", "\n"))
     if bad is not None:
         position, what = bad
         raise _unfit("file", f"文件第 {position} 个字符是{what}")
     try:
-        parsed = parse_document(text, fmt=fmt, year=year)
+        parsed = parse_document(
+            text,
+            fmt=document.format,
+            year=year,
+            origins=document.origins,
+            notes=document.warnings,
+        )
     except CatalogError as exc:
         raise _unfit("file", str(exc)) from exc
     body = parsed.to_json_dict()

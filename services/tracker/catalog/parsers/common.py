@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from services.tracker.catalog.codes import item_key, task_code
@@ -54,10 +55,19 @@ class ImportContext:
     document_code: str
     registry: UnitRegistry
     warnings: list[ParseWarning] = field(default_factory=list)
+    origins: Sequence[str | None] = ()  # where each text line came from (worksheet rows)
     _quality_checked: set[int] = field(default_factory=set)
 
     def warn(self, line: int | None, message: str) -> None:
-        """Record something the importer could not read."""
+        """Record something the importer could not read, naming its sheet row if known.
+
+        A worksheet row replaces the line number: the text's lines are the reader's
+        rendering of the sheet, which the operator never sees.
+        """
+        if line is not None and 0 < line <= len(self.origins):
+            origin = self.origins[line - 1]
+            if origin:
+                line, message = None, f"{origin}：{message}"
         warning = ParseWarning(line=line, message=message)
         if warning not in self.warnings:
             self.warnings.append(warning)

@@ -52,6 +52,8 @@ _ATTACHMENT_LABEL = re.compile(r"^附件\s*\d*\s*[:：]?$")
 _STATED_COUNT = re.compile(r"分解为\s*(\d+)\s*项|共\s*(\d+)\s*项重点工作")
 _LEADER_SPLIT = re.compile(r"[、，,；;/\s]+")
 _SECTION_ORDINAL = re.compile(r"^[一二三四五六七八九十]+、")
+# 合计 / 小计 / 总计 / 共计 rows sum the table up; 合计：12项 counts too.
+_TOTAL_ROW = re.compile(r"^[合小总共]计(?:[:：]?\d*项?)?$")
 
 
 @dataclass
@@ -179,7 +181,6 @@ class _RowReader:
         self.header = header
         self.section: str | None = None
         self.used_codes: set[str] = set()
-        self.ordinal = 0
 
     def cells(self, row: _Row, role: Role) -> list[_Cell]:
         return [
@@ -200,7 +201,15 @@ class _RowReader:
 
     def read(self, row: _Row) -> ParsedTask | None:
         context = self.context
-        self.ordinal += 1
+        first = next((cell.joined for cell in row.cells if cell.joined.strip()), "")
+        if _TOTAL_ROW.match(re.sub(r"\s", "", to_simplified(first))):
+            context.warn(row.line, f"“{first.strip()}”行不是任务，已跳过 / total row; skipped")
+            return None
+        self._read_section(row)
+        item = fold_width(to_simplified(self.text_of(row, "item"))).strip()
+        if not item:
+            context.warn(row.line, "该行没有序号，不是任务，已跳过 / row has no number; skipped")
+            return None
         width = len(self.header.names)
         if len(row.cells) < width:
             context.warn(
@@ -208,11 +217,6 @@ class _RowReader:
                 f"该行只有{len(row.cells)}列（表头有{width}列），缺少的列按空白处理 / "
                 f"row has {len(row.cells)} of {width} columns; missing ones read as empty",
             )
-        item = fold_width(to_simplified(self.text_of(row, "item"))).strip()
-        if not item:
-            item = f"R{self.ordinal}"
-            context.warn(row.line, f"该行没有序号，按第{self.ordinal}行编码 / row has no number")
-        self._read_section(row)
         text_original = self.text_of(row, "text").strip()
         text = to_simplified(text_original)
         text_line = self.line_of(row, "text")
