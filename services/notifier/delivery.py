@@ -1,8 +1,11 @@
 """The dispatcher's two steps: compose pending notifications into digests, then deliver one.
 
 Composing commits the digest (its id, recipient and tasks) before anything is sent, so a
-resend after a crash carries the same id, which receivers use as the idempotency key. A
-digest is marked delivered only in the transaction that follows a send that succeeded.
+resend after a crash carries the same id, which receivers use as the idempotency key.
+Delivering claims a digest with a lease in a short transaction that commits, sends it with
+no transaction open (channel retries and their waits included), and records the outcome in
+a second short transaction, only if the lease is still the claimer's. A digest is marked
+delivered only in that transaction, after a send that succeeded.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import structlog
-from sqlalchemy import or_, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from services.notifier import metrics
 from services.notifier.channels.base import Channel, DeliveryResult
@@ -47,6 +50,7 @@ from services.notifier.orm import (
     Notification,
 )
 from services.notifier.orm import Digest as DigestRow
+from shared.db import UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +67,9 @@ class DeliveryReport:
     digest_id: uuid.UUID
     channel: str
     recipient: str
-    outcome: str  # delivered, retry (a later round is scheduled) or failed
+    # delivered, retry (a later round is scheduled), failed, or lease_lost (the lease ran
+    # out mid-send and another dispatcher took the digest over; nothing was recorded)
+    outcome: str
     attempts: int
     error: str | None = None
 
@@ -214,56 +220,42 @@ def _rebuild(row: DigestRow, members: Sequence[Notification], zone: ZoneInfo) ->
     )
 
 
-def _send(
-    row: DigestRow,
-    members: Sequence[Notification],
-    *,
-    zone: ZoneInfo,
-    contacts: ContactBook,
-    channels: Mapping[ChannelKind, Channel],
-    clock: Callable[[], dt.datetime],
-    system_url: str | None,
-) -> DispatchOutcome | DeliveryResult:
-    try:
-        digest = _rebuild(row, members, zone)
-        tasks = {code: condition_from_json(data) for code, data in row.tasks.items()}
-        return dispatch_digest(
-            digest,
-            tasks=tasks,
-            contacts=contacts,
-            channels=channels,
-            clock=clock,
-            system_url=system_url,
-        )
-    except Exception as exc:
-        # A bug or a corrupt row: fail this digest visibly rather than retry it forever.
-        log.exception("dispatch.digest_unsendable", digest=str(row.id))
-        return DeliveryResult(ok=False, attempts=0, error=f"无法发送: {exc!r}")
+@dataclass(frozen=True)
+class Claim:
+    """A digest leased to one sender: what to send, read from committed rows.
 
-
-def deliver_next_digest(
-    session: Session,
-    *,
-    zone: ZoneInfo,
-    contacts: ContactBook,
-    channels: Mapping[ChannelKind, Channel],
-    clock: Callable[[], dt.datetime],
-    rounds: int,
-    backoff_seconds: float,
-    system_url: str | None = None,
-) -> DeliveryReport | None:
-    """Deliver the oldest digest that is due, holding its row lock while sending.
-
-    Returns None when nothing is due. The caller commits: the digest and its notifications
-    become delivered (only after a successful send), scheduled for another round (a
-    transient failure), or failed.
+    `owner` is this claim's own token; only the holder of the lease records the outcome.
+    `digest` is None when the rows cannot be turned back into a message (`unsendable` says
+    why), which fails the digest visibly instead of retrying it forever.
     """
-    now = clock()
+
+    digest_id: uuid.UUID
+    owner: str
+    leased_until: dt.datetime
+    claimed_at: dt.datetime
+    channel: str
+    recipient: str
+    digest: Digest | None
+    tasks: Mapping[str, TaskCondition]
+    unsendable: str | None = None
+
+
+def claim_next_digest(
+    session: Session, *, zone: ZoneInfo, now: dt.datetime, lease_seconds: float, worker: str
+) -> Claim | None:
+    """Lease the oldest due digest to a new owner; the caller commits, then sends.
+
+    A digest is due when its next round has come (`now`, the service clock) and nobody holds
+    a lease on it that is still running (the database's clock, the same for every replica).
+    An expired lease means its sender died mid-send: the digest goes again under its id.
+    """
+    db_now = session.execute(select(func.now())).scalar_one()
     row = session.execute(
         select(DigestRow)
         .where(
             DigestRow.status == SENDING,
             or_(DigestRow.next_attempt_at.is_(None), DigestRow.next_attempt_at <= now),
+            or_(DigestRow.leased_until.is_(None), DigestRow.leased_until <= db_now),
         )
         .order_by(DigestRow.created_at, DigestRow.id)
         .limit(1)
@@ -271,6 +263,131 @@ def deliver_next_digest(
     ).scalar_one_or_none()
     if row is None:
         return None
+    if row.lease_owner is not None:
+        log.warning(
+            "dispatch.lease_expired",
+            digest=str(row.id),
+            channel=row.channel,
+            recipient=row.recipient,
+            previous_owner=row.lease_owner,
+            leased_until=row.leased_until.isoformat() if row.leased_until else None,
+            detail="its sender stopped mid-send; sending it again under the same id",
+        )
+    owner = f"{worker}/{uuid.uuid4().hex}"
+    row.lease_owner = owner
+    row.leased_until = db_now + dt.timedelta(seconds=lease_seconds)
+    members = list(
+        session.execute(
+            select(Notification).where(Notification.digest_id == row.id).order_by(Notification.id)
+        ).scalars()
+    )
+    digest: Digest | None = None
+    tasks: dict[str, TaskCondition] = {}
+    unsendable: str | None = None
+    try:
+        digest = _rebuild(row, members, zone)
+        tasks = {code: condition_from_json(data) for code, data in row.tasks.items()}
+    except Exception as exc:
+        # A bug or a corrupt row: fail this digest visibly rather than retry it forever.
+        log.exception("dispatch.digest_unsendable", digest=str(row.id))
+        digest, unsendable = None, f"无法发送: {exc!r}"
+    return Claim(
+        digest_id=row.id,
+        owner=owner,
+        leased_until=row.leased_until,
+        claimed_at=now,
+        channel=row.channel,
+        recipient=row.recipient,
+        digest=digest,
+        tasks=tasks,
+        unsendable=unsendable,
+    )
+
+
+def send_claimed(
+    claim: Claim,
+    *,
+    contacts: ContactBook,
+    channels: Mapping[ChannelKind, Channel],
+    clock: Callable[[], dt.datetime],
+    system_url: str | None,
+) -> DispatchOutcome | DeliveryResult:
+    """Send a claimed digest (with the channel's retries and waits); touches no database."""
+    if claim.digest is None:
+        return DeliveryResult(ok=False, attempts=0, error=claim.unsendable or "无法发送")
+    try:
+        return dispatch_digest(
+            claim.digest,
+            tasks=claim.tasks,
+            contacts=contacts,
+            channels=channels,
+            clock=clock,
+            system_url=system_url,
+        )
+    except Exception as exc:
+        log.exception("dispatch.digest_unsendable", digest=str(claim.digest_id))
+        return DeliveryResult(ok=False, attempts=0, error=f"无法发送: {exc!r}")
+
+
+Step = Literal["delivered", "retry", "failed"]
+
+
+def next_step(result: DeliveryResult, *, rounds_done: int, rounds: int) -> Step:
+    """After a round: delivered on success, another round for a transient failure while
+    rounds remain, failed otherwise."""
+    if result.ok:
+        return "delivered"
+    if result.retryable and rounds_done < rounds:
+        return "retry"
+    return "failed"
+
+
+def next_round_at(started: dt.datetime, *, rounds_done: int, backoff_seconds: float) -> dt.datetime:
+    """When the round after the `rounds_done`-th starts: backoff × 2**(rounds_done - 1) later."""
+    return started + dt.timedelta(seconds=backoff_seconds * 2 ** (rounds_done - 1))
+
+
+def record_outcome(
+    session: Session,
+    claim: Claim,
+    sent: DispatchOutcome | DeliveryResult,
+    *,
+    clock: Callable[[], dt.datetime],
+    rounds: int,
+    backoff_seconds: float,
+) -> DeliveryReport:
+    """Record one round of a claimed digest, if the claim still holds its lease; caller commits.
+
+    The digest and its notifications become delivered (only after a successful send),
+    scheduled for another round (a transient failure), or failed; the lease is released. A
+    claim whose lease was taken over (it ran out and another dispatcher claimed the digest)
+    records nothing: the new holder's send and record are the ones that count.
+    """
+    outcome = sent if isinstance(sent, DispatchOutcome) else None
+    result = sent.result if isinstance(sent, DispatchOutcome) else sent
+    row = session.execute(
+        select(DigestRow)
+        .where(DigestRow.id == claim.digest_id, DigestRow.lease_owner == claim.owner)
+        .with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        log.warning(
+            "dispatch.lease_lost",
+            digest=str(claim.digest_id),
+            channel=claim.channel,
+            recipient=claim.recipient,
+            owner=claim.owner,
+            ok=result.ok,
+            detail="the lease ran out during the send and another dispatcher took the digest",
+        )
+        return DeliveryReport(
+            claim.digest_id,
+            claim.channel,
+            claim.recipient,
+            "lease_lost",
+            result.attempts,
+            result.error,
+        )
     members = list(
         session.execute(
             select(Notification)
@@ -279,26 +396,17 @@ def deliver_next_digest(
             .with_for_update()
         ).scalars()
     )
-    sent = _send(
-        row,
-        members,
-        zone=zone,
-        contacts=contacts,
-        channels=channels,
-        clock=clock,
-        system_url=system_url,
-    )
-    outcome = sent if isinstance(sent, DispatchOutcome) else None
-    result = sent.result if isinstance(sent, DispatchOutcome) else sent
     retries = result.attempts if row.attempts else max(result.attempts - 1, 0)
     if retries:
         metrics.DELIVERY_RETRIES.labels(row.channel).inc(retries)
     row.attempts += result.attempts
     row.rounds += 1
     row.status_code = result.status_code
+    row.lease_owner, row.leased_until = None, None
     for member in members:
         member.attempts += result.attempts
-    if result.ok:
+    step = next_step(result, rounds_done=row.rounds, rounds=rounds)
+    if step == "delivered":
         delivered_at = outcome.records[0].sent_at if outcome and outcome.records else clock()
         row.status, row.delivered_at, row.next_attempt_at = DELIVERED, delivered_at, None
         for member in members:
@@ -309,8 +417,10 @@ def deliver_next_digest(
     row.last_error = error
     for member in members:
         member.last_error = error
-    if result.retryable and row.rounds < rounds:
-        row.next_attempt_at = now + dt.timedelta(seconds=backoff_seconds * 2 ** (row.rounds - 1))
+    if step == "retry":
+        row.next_attempt_at = next_round_at(
+            claim.claimed_at, rounds_done=row.rounds, backoff_seconds=backoff_seconds
+        )
         log.warning(
             "dispatch.round_failed",
             digest=str(row.id),
@@ -338,3 +448,41 @@ def deliver_next_digest(
         error=error,
     )
     return DeliveryReport(row.id, row.channel, row.recipient, "failed", result.attempts, error)
+
+
+def deliver_next_digest(
+    session_factory: sessionmaker[Session],
+    *,
+    worker: str,
+    lease_seconds: float,
+    zone: ZoneInfo,
+    contacts: ContactBook,
+    channels: Mapping[ChannelKind, Channel],
+    clock: Callable[[], dt.datetime],
+    rounds: int,
+    backoff_seconds: float,
+    system_url: str | None = None,
+) -> DeliveryReport | None:
+    """Claim the oldest due digest, send it, record what happened; None when nothing is due.
+
+    Three steps, and no transaction spans the send: the claim (a lease) is committed, the
+    send runs with no connection checked out, and the outcome is recorded in a transaction
+    of its own. If this process dies between the first and the last, the lease runs out and
+    the digest is sent again under the same id (the receiver's Idempotency-Key).
+    """
+    with UnitOfWork(session_factory) as uow:
+        claim = claim_next_digest(
+            uow.session, zone=zone, now=clock(), lease_seconds=lease_seconds, worker=worker
+        )
+        uow.commit()
+    if claim is None:
+        return None
+    sent = send_claimed(
+        claim, contacts=contacts, channels=channels, clock=clock, system_url=system_url
+    )
+    with UnitOfWork(session_factory) as uow:
+        report = record_outcome(
+            uow.session, claim, sent, clock=clock, rounds=rounds, backoff_seconds=backoff_seconds
+        )
+        uow.commit()
+    return report

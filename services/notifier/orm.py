@@ -31,7 +31,7 @@ PENDING = "pending"  # planned, not yet delivered (a claimed one has a digest_id
 DELIVERED = "delivered"  # the channel accepted it; delivered_at says when
 FAILED = "failed"  # permanently refused, or transient failures outlasted every round
 CANCELLED = "cancelled"  # the plan no longer called for it before it was sent
-SENDING = "sending"  # a digest composed and awaiting (re)delivery
+SENDING = "sending"  # a digest composed and awaiting (re)delivery, or leased to a sender
 
 
 class Base(DeclarativeBase):
@@ -92,6 +92,10 @@ class Digest(Base):
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     failed_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # The dispatcher sending it and until when (the database's clock): set and committed
+    # before the send, cleared when the outcome is recorded. An expired lease is a dead sender.
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    leased_until: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (
         Index(

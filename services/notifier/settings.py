@@ -52,6 +52,12 @@ class NotifierSettings(CommonSettings):
     delivery_rounds: int = Field(default=6, ge=1, le=50)
     redelivery_backoff_seconds: float = Field(default=60.0, ge=0)
     http_timeout_seconds: float = Field(default=10.0, gt=0)
+    # A digest taken for sending is leased to its sender for this long; no transaction and
+    # no row lock is held while it is sent. A sender that dies leaves the lease behind, and
+    # once it runs out another dispatcher sends the digest again under the same id. It must
+    # outlast one whole round (attempts × channel timeout plus the waits between attempts),
+    # or a slow send would be taken over while still running.
+    delivery_lease_seconds: float = Field(default=300.0, gt=0)
 
     # SMTP relay for the e-mail channel; unset host: e-mail notices fail as "not configured".
     smtp_host: str | None = None
@@ -72,7 +78,21 @@ class NotifierSettings(CommonSettings):
             raise ValueError("DUBAN_SMTP_USERNAME and DUBAN_SMTP_PASSWORD go together")
         if self.smtp_starttls and self.smtp_ssl:
             raise ValueError("choose DUBAN_SMTP_STARTTLS or DUBAN_SMTP_SSL, not both")
+        longest = self.longest_round_seconds()
+        if self.delivery_lease_seconds <= longest:
+            raise ValueError(
+                f"DUBAN_DELIVERY_LEASE_SECONDS ({self.delivery_lease_seconds:g}) must be longer "
+                f"than one delivery round can take ({longest:g}s: DUBAN_DELIVERY_ATTEMPTS × "
+                "the channel timeout plus the waits between attempts)"
+            )
         return self
+
+    def longest_round_seconds(self) -> float:
+        """The longest one delivery round can take: every attempt timing out, longest waits."""
+        timeout = self.http_timeout_seconds
+        if self.smtp_host:
+            timeout = max(timeout, self.smtp_timeout_seconds)
+        return self.delivery_attempts * timeout + self.retry_policy().longest_waits()
 
     @property
     def effective_policy_path(self) -> Path:

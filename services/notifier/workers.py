@@ -1,15 +1,19 @@
 """The notifier's background work: consume task events, tick escalation, dispatch digests.
 
 Threads: the task-event consumer, the directory follower (API keys), an APScheduler with
-the escalation tick and the config-file check, and the dispatcher. Each tick, each digest
-composition and each delivery is one transaction; ticks are serialised across replicas by
-an advisory lock and deliveries by row locks (SKIP LOCKED), so replicas can run side by side.
+the escalation tick and the config-file check, and the dispatcher. Each tick and each digest
+composition is one transaction; ticks are serialised across replicas by an advisory lock.
+A delivery is a lease claimed in one short transaction (SKIP LOCKED), a send with no
+transaction open, and an outcome recorded in another, so replicas can run side by side and
+no row lock is held while a receiver or SMTP relay takes its time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -109,6 +113,8 @@ class NotifierWorkers:
             ),
             stop_event=self.stop_event,
         )
+        # Names this process in the leases it takes (notifier.digests.lease_owner).
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self.dispatcher_error: str | None = None
         self.last_tick: TickResult | None = None
         self._tick_requested = threading.Event()
@@ -308,18 +314,19 @@ class NotifierWorkers:
             uow.commit()
         reports: list[DeliveryReport] = []
         while not self.stop_event.is_set() and (limit is None or len(reports) < limit):
-            with UnitOfWork(self.session_factory) as uow:
-                report = deliver_next_digest(
-                    uow.session,
-                    zone=policy.zone,
-                    contacts=self.contacts,
-                    channels=self.channels,
-                    clock=self.clock.now,
-                    rounds=self.settings.delivery_rounds,
-                    backoff_seconds=self.settings.redelivery_backoff_seconds,
-                    system_url=self.settings.system_url,
-                )
-                uow.commit()
+            # Claims, sends and records in transactions of its own; none spans the send.
+            report = deliver_next_digest(
+                self.session_factory,
+                worker=self.worker_id,
+                lease_seconds=self.settings.delivery_lease_seconds,
+                zone=policy.zone,
+                contacts=self.contacts,
+                channels=self.channels,
+                clock=self.clock.now,
+                rounds=self.settings.delivery_rounds,
+                backoff_seconds=self.settings.redelivery_backoff_seconds,
+                system_url=self.settings.system_url,
+            )
             if report is None:
                 break
             reports.append(report)
@@ -391,7 +398,7 @@ class NotifierWorkers:
         self._started = True
 
     def stop(self) -> None:
-        """Stop the threads; a digest being sent finishes (or rolls back) first."""
+        """Stop the threads; a digest being sent finishes and is recorded first."""
         self.stop_event.set()
         self._wake_dispatcher.set()
         if self._scheduler.running:

@@ -46,6 +46,9 @@ NOTIFIER_ENV = {
     "DUBAN_DELIVERY_ROUNDS": "30",
     "DUBAN_REDELIVERY_BACKOFF_SECONDS": "1",
     "DUBAN_HTTP_TIMEOUT_SECONDS": "5",
+    # The digest in flight at the kill stays leased to the dead notifier this long (a round
+    # here takes at most 2 × 5 s plus the waits), then the restarted one sends it again.
+    "DUBAN_DELIVERY_LEASE_SECONDS": "15",
     "DUBAN_CONFIG_RELOAD_SECONDS": "60",
 }
 

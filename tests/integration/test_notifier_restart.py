@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +100,8 @@ def test_restart_mid_batch_sends_nothing_twice(
         common = {
             "policy_path": policy,
             "contacts_path": contacts(tmp_path, receiver.url),
+            # A crashed sender's lease runs out this soon (a round takes at most ~4 s here).
+            "delivery_lease_seconds": 5.0,
         }
         # Replica A plans but does not dispatch in the background: the test drives it.
         paused = notifier_settings(
@@ -137,12 +140,17 @@ def test_restart_mid_batch_sends_nothing_twice(
             second.workers.dispatch_pending()
         crashed_id = str(crash.value)
         assert len(received) == 3
-        # The receiver got it, but the crash rolled back the record: the log is as before.
+        # The receiver got it, but nothing recorded it: the log is as before, and the digest
+        # is still leased to the crashed replica.
         assert digest_states(first.session_factory) == states
         assert states[crashed_id] == "sending"
+        with UnitOfWork(first.session_factory) as uow:
+            crashed = uow.session.get(Digest, uuid.UUID(crashed_id))
+            assert crashed is not None and crashed.lease_owner is not None
 
         # Replica C (a normal one) resumes: what was delivered is not sent again; the digest
-        # whose send was not recorded goes again with the same idempotency key.
+        # whose send was not recorded goes again, once its lease has run out, with the same
+        # idempotency key.
         normal = notifier_settings(database_url, broker.bootstrap, **common)
         with running_notifier(normal, start=clock.now(), keys=keys, clock=clock) as third:
             third.settle()

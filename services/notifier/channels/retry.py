@@ -45,6 +45,13 @@ class RetryPolicy:
         if self.initial_wait < 0 or self.max_wait < 0 or self.jitter < 0:
             raise ValueError("waits must not be negative")
 
+    def longest_waits(self) -> float:
+        """The most one send can spend sleeping between its attempts (jitter at its maximum)."""
+        return sum(
+            min(self.initial_wait * self.exp_base ** (n - 1) + self.jitter, self.max_wait)
+            for n in range(1, self.max_attempts)
+        )
+
 
 Attempt = Callable[[OutboundMessage], int | None]
 
