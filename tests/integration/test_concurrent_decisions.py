@@ -316,9 +316,7 @@ def test_two_revocations_at_once_revoke_and_announce_once(
     def revoke() -> tuple[int, Any]:
         return tracker.post("admin", f"/v1/keys/{key_id}/revoke")
 
-    (first, _), (second, _) = race(
-        tracker, monkeypatch, (key_routes, "revoke_key"), revoke, revoke
-    )
+    (first, _), (second, _) = race(tracker, monkeypatch, (key_routes, "revoke_key"), revoke, revoke)
 
     assert (first, second) == (200, 200)
     assert tracker.scalar(announced, k=f"key:{key_id}") == before + 1
