@@ -8,6 +8,7 @@ lock-then-decide the second finishes first and the first decides on a stale row.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -23,8 +24,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.tracker import actions, keys
+from services.tracker import actions, importer, keys
 from services.tracker.api import create_app as create_tracker
+from services.tracker.catalog.model import ParsedDocument
 from services.tracker.orm import ExtensionDecision, OutboxMessage, Task
 from services.tracker.routes import actions as action_routes
 from services.tracker.routes import keys as key_routes
@@ -328,3 +330,74 @@ def test_two_revocations_at_once_revoke_and_announce_once(
             )
         ).scalars()
         assert sorted(already) == ["false", "true"]
+
+
+def imported(tracker: Tracker, document: ParsedDocument) -> importer.ImportResult:
+    """The document imported the way the API and the CLI import it: one transaction."""
+    with UnitOfWork(tracker.factory) as uow:
+        result = importer.import_document(uow.session, document, now=START)
+        uow.commit()
+    return result
+
+
+def test_the_same_document_imported_twice_at_once_is_stored_once(
+    tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo = demo_document()
+    document = dataclasses.replace(
+        demo,
+        code="N2022",
+        tasks=tuple(
+            dataclasses.replace(t, code=t.code.replace("T2022", "N2022"), lead_units=("市新设局",))
+            for t in demo.tasks
+        ),
+    )
+
+    first, second = race(
+        tracker,
+        monkeypatch,
+        (importer, "diff_catalog"),
+        lambda: imported(tracker, document),
+        lambda: imported(tracker, document),
+    )
+
+    assert (len(first.added), first.units_created) == (3, ["市新设局"])
+    # The second waited for the first, then found every task already there.
+    assert (second.added, len(second.unchanged), second.units_created) == ([], 3, [])
+    assert tracker.scalar("SELECT count(*) FROM tracker.tasks WHERE code LIKE 'N2022-%'") == 3
+
+
+def test_an_import_racing_a_completion_request_announces_the_current_status(
+    tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    demo = demo_document()
+    revised = dataclasses.replace(
+        demo,
+        tasks=tuple(
+            dataclasses.replace(t, text=t.text + "（修订）") if t.code == TASK else t
+            for t in demo.tasks
+        ),
+    )
+
+    result, (code, body) = race(
+        tracker,
+        monkeypatch,
+        (importer, "diff_catalog"),
+        lambda: imported(tracker, revised),
+        lambda: tracker.act(LEAD, "completion-requests", {"summary": "目标完成。"}),
+    )
+
+    assert [changed for changed, _ in result.changed] == [TASK]
+    assert code == 200, body
+    # Intake reads the last directory entry: a task awaiting sign-off takes no more reports.
+    with UnitOfWork(tracker.factory) as uow:
+        last = uow.session.execute(
+            select(OutboxMessage.payload)
+            .where(OutboxMessage.topic == topics.DIRECTORY, OutboxMessage.key == f"task:{TASK}")
+            .order_by(OutboxMessage.id.desc())
+            .limit(1)
+        ).scalar_one()
+    assert json.loads(last)["accepting_reports"] is False
+    assert tracker.scalar("SELECT status FROM tracker.tasks WHERE code = :c", c=TASK) == (
+        "completion_requested"
+    )
