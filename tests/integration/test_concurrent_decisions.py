@@ -24,6 +24,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.notifier import service as notifier
+from services.notifier.escalation.policy import default_policy
+from services.notifier.orm import Acknowledgement, Notification
 from services.tracker import actions, importer, keys
 from services.tracker.api import create_app as create_tracker
 from services.tracker.catalog.model import ParsedDocument
@@ -35,10 +38,11 @@ from services.tracker.settings import TrackerSettings
 from shared import topics
 from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
-from shared.events import ProgressReport, ProgressReportSubmitted
+from shared.events import ApiKeyPublished, ProgressReport, ProgressReportSubmitted
 from shared.kafka import MessagePosition, Outcome
 
 from .stack import demo_document, seed, wait_until
+from .test_notifier_support import condition
 
 pytestmark = pytest.mark.integration
 
@@ -401,3 +405,87 @@ def test_an_import_racing_a_completion_request_announces_the_current_status(
     assert tracker.scalar("SELECT status FROM tracker.tasks WHERE code = :c", c=TASK) == (
         "completion_requested"
     )
+
+
+def test_an_acknowledgement_decides_on_the_units_a_concurrent_task_event_sets(
+    database_url: str,
+) -> None:
+    housing, civil = "市住房城乡建设委", "市民政局"
+    at = dt.datetime(2022, 7, 1, 9, 0, tzinfo=SHANGHAI)
+    engine = make_engine(database_url)
+    factory = make_session_factory(engine)
+    policy = default_policy()
+    with UnitOfWork(factory) as uow:
+        notifier.apply_task_event(
+            uow.session,
+            condition("T-A", at=at, light="red", red_since=at, lead=housing),
+            position=MessagePosition(topics.TASK_EVENTS, 0, 0),
+        )
+        uow.session.add(
+            Notification(
+                id=uuid.uuid4(),
+                notification_id=uuid.uuid4(),
+                task_codes=["T-A"],
+                level=2,
+                level_name=policy.level(2).name,
+                action="请说明情况",
+                sequence=1,
+                recipient_role="lead_units",
+                recipient=housing,
+                channel="inbox",
+                window_start=at,
+                subject="督办",
+                body="督办",
+                status="delivered",
+                attempts=1,
+                created_at=at,
+                delivered_at=at,
+            )
+        )
+        uow.commit()
+    unit_key = ApiKeyPublished(
+        event_id=uuid.uuid4(),
+        occurred_at=at,
+        key_id="abcdefgh",
+        key_hash="0" * 64,
+        role="unit",
+        unit=housing,
+        expires_at=None,
+        revoked=False,
+    )
+
+    def acknowledge() -> Acknowledgement:
+        with UnitOfWork(factory) as uow:
+            ack = notifier.acknowledge(
+                uow.session,
+                task_code="T-A",
+                level=2,
+                note=None,
+                who=unit_key,
+                policy=policy,
+                now=at + dt.timedelta(hours=2),
+            )
+            uow.commit()
+        return ack
+
+    # The task passes to another unit: its event is being folded, not yet committed.
+    with UnitOfWork(factory) as fold, ThreadPoolExecutor(max_workers=1) as pool:
+        notifier.apply_task_event(
+            fold.session,
+            condition("T-A", at=at + dt.timedelta(hours=1), light="red", lead=civil, co=()),
+            position=MessagePosition(topics.TASK_EVENTS, 0, 1),
+        )
+        signing = pool.submit(acknowledge)
+        wait_until(
+            lambda: signing.done() or waiting_for_a_lock(factory),
+            timeout=WAIT,
+            what="the 签收 to finish or wait for a lock",
+        )
+        fold.commit()
+        with pytest.raises(notifier.Refused) as refused:
+            signing.result(WAIT)
+
+    assert refused.value.code == "not_responsible"
+    with UnitOfWork(factory) as uow:
+        assert uow.session.execute(select(Acknowledgement)).first() is None
+    engine.dispose()
