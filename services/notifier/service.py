@@ -60,6 +60,16 @@ class Folded:
     changed: bool
 
 
+def lock_condition(session: Session, task_code: str) -> TaskCondition | None:
+    """The task's condition, locked until the transaction ends and read as of the lock.
+
+    Everything that decides on a condition starts here (lock, then decide): folding a task
+    event, a 签收, a snooze. Of a 签收 and a change of the task's responsible units at once,
+    the later one waits and then sees the other's; a copy already in the session is refreshed.
+    """
+    return session.get(TaskCondition, task_code, with_for_update=True, populate_existing=True)
+
+
 def apply_task_event(session: Session, event: Any, *, position: MessagePosition) -> Folded:
     """Fold a task event into the task's condition; planning happens in the next tick."""
     if not isinstance(event, TaskConditionChanged):
@@ -79,7 +89,7 @@ def apply_task_event(session: Session, event: Any, *, position: MessagePosition)
     ).first()
     if inserted is None:
         return Folded(Outcome.DUPLICATE, changed=False)
-    condition = session.get(TaskCondition, event.task_code, with_for_update=True)
+    condition = lock_condition(session, event.task_code)
     if condition is not None and condition.occurred_at > event.occurred_at:
         return Folded(Outcome.APPLIED, changed=False)  # an older event arriving late
     if condition is None:
@@ -143,7 +153,7 @@ def visible_recipient(who: ApiKeyPublished, requested: str | None) -> str | None
 
 
 def _condition(session: Session, task_code: str) -> TaskCondition:
-    condition = session.get(TaskCondition, task_code)
+    condition = lock_condition(session, task_code)
     if condition is None:
         raise Refused("unknown_task", f"通知器没有任务 {task_code} 的督办记录", 404)
     return condition
@@ -180,7 +190,11 @@ def acknowledge(
     policy: EscalationPolicy,
     now: dt.datetime,
 ) -> Acknowledgement:
-    """Record a 签收 of one level of a task; it stops that level's repeats."""
+    """Record a 签收 of one level of a task; it stops that level's repeats.
+
+    Decided on the locked condition: a 签收 by a unit that a concurrent task event is
+    removing from the task waits for that event, and is then refused.
+    """
     condition = _condition(session, task_code)
     _check_level(policy, level)
     delivered = (
@@ -238,7 +252,7 @@ def snooze(
     """Record a snooze of a task (or one level); only the supervising office may snooze."""
     if who.role not in OFFICE_ROLES:
         raise Refused("office_only", "只有督查室可以暂停督办", 403)
-    if session.get(TaskCondition, task_code) is None and not task_known_elsewhere:
+    if lock_condition(session, task_code) is None and not task_known_elsewhere:
         raise Refused("unknown_task", f"没有任务 {task_code}", 404)
     _check_level(policy, level)
     if until <= now:

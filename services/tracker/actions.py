@@ -20,7 +20,7 @@ from services.tracker.auth import Principal
 from services.tracker.domain import workflow as rules
 from services.tracker.domain.workflow import Role, RuleViolation, TaskStatus, WorkflowState
 from services.tracker.orm import ExtensionDecision, Report, Task, TaskAction
-from services.tracker.service import publish_assignment, reevaluate
+from services.tracker.service import lock_task, publish_assignment, reevaluate
 from shared import topics
 from shared.events import TaskActionRecorded, new_event_id
 
@@ -51,10 +51,12 @@ def role_towards(principal: Principal, task: Task) -> Role | None:
 
 
 def load_for_action(session: Session, *, code: str, principal: Principal) -> tuple[Task, Role]:
-    """Lock the task for this transaction; 404 for the unknown and the invisible alike."""
-    task = session.execute(
-        select(Task).where(Task.code == code).with_for_update()
-    ).scalar_one_or_none()
+    """Lock the task for this transaction, then decide; 404 for the unknown and the invisible.
+
+    The caller's role and every rule are checked on the locked row: of two decisions on one
+    task at once, the second waits and then sees what the first did.
+    """
+    task = lock_task(session, code)
     role = role_towards(principal, task) if task is not None else None
     if task is None or (role is None and principal.role not in ("admin", "operator")):
         raise TaskNotFound(code)

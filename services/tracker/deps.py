@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from services.tracker.auth import Principal, authenticate, bearer_token
 from services.tracker.orm import Task
+from services.tracker.service import lock_task
 from shared.db import UnitOfWork
 from shared.httpguard import RateLimiter, retry_after_header
 
@@ -124,9 +125,18 @@ def not_found(code: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"任务不存在 (no task {code})")
 
 
-def visible_task(request: Request, db: Session, who: Principal, code: str) -> Task:
-    """The task if the caller may see it; unknown and forbidden both answer the same 404."""
-    task = db.execute(select(Task).where(Task.code == code)).scalar_one_or_none()
+def visible_task(
+    request: Request, db: Session, who: Principal, code: str, *, for_update: bool = False
+) -> Task:
+    """The task if the caller may see it; unknown and forbidden both answer the same 404.
+
+    `for_update` (every write): the task is locked first, so who may act is decided on the
+    row as it is now, and stays so until the request's transaction ends.
+    """
+    if for_update:
+        task = lock_task(db, code)
+    else:
+        task = db.execute(select(Task).where(Task.code == code)).scalar_one_or_none()
     if task is None:
         raise not_found(code)
     if not may_see(who, task):

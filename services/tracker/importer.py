@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from services.tracker.catalog.diff import diff_catalog
@@ -15,6 +15,10 @@ from services.tracker.catalog.model import ParsedDocument, ParsedTask, decimal_t
 from services.tracker.catalog.units import unit_kind
 from services.tracker.orm import Document, Milestone, PlanGoal, Target, Task, TaskUnit, Unit
 from services.tracker.service import publish_assignment
+
+# One import at a time across every replica: pg_advisory_xact_lock on this key ("duban" 0x11).
+# Imports share the unit directory, so two documents naming the same new unit serialise too.
+IMPORT_LOCK_ID = 0x6475_6261_6E11
 
 
 @dataclass
@@ -145,7 +149,13 @@ def _apply(task: Task, parsed: ParsedTask, units: _Units, year: int) -> None:
 
 
 def import_document(session: Session, parsed: ParsedDocument, *, now: dt.datetime) -> ImportResult:
-    """Insert new tasks, update changed ones (reports stay attached), report the rest."""
+    """Insert new tasks, update changed ones (reports stay attached), report the rest.
+
+    Lock, then decide: imports run one at a time, and the document's stored tasks are locked
+    before they are compared, so a workflow action on one of them waits for the import (or
+    the import for it) and the assignment announced for a task carries its current status.
+    """
+    session.execute(select(func.pg_advisory_xact_lock(IMPORT_LOCK_ID)))
     result = ImportResult(document_code=parsed.code)
     document = session.execute(
         select(Document).where(Document.code == parsed.code)
@@ -168,7 +178,13 @@ def import_document(session: Session, parsed: ParsedDocument, *, now: dt.datetim
     units = _Units(session, result)
     tasks = {
         t.code: t
-        for t in session.execute(select(Task).where(Task.document_id == document.id)).scalars()
+        for t in session.execute(
+            select(Task)
+            .where(Task.document_id == document.id)
+            .order_by(Task.id)
+            .with_for_update(of=Task)
+            .execution_options(populate_existing=True)
+        ).scalars()
     }
     goals = {
         g.code: g

@@ -100,11 +100,23 @@ def create_key(
     return issued
 
 
+def lock_key(session: Session, *, key_id: str) -> ApiKey | None:
+    """The key, locked until the transaction ends and read as of the lock (lock, then decide).
+
+    A copy already in the session is refreshed from the locked row, so a change to a key is
+    never decided on a state another request has since changed.
+    """
+    return session.execute(
+        select(ApiKey)
+        .where(ApiKey.key_id == key_id)
+        .with_for_update(of=ApiKey)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
 def revoke_key(session: Session, *, key_id: str, now: dt.datetime) -> ApiKey:
     """Revoke a key; intake stops accepting it as soon as it reads the directory entry."""
-    key = session.execute(
-        select(ApiKey).where(ApiKey.key_id == key_id).with_for_update(of=ApiKey)
-    ).scalar_one_or_none()
+    key = lock_key(session, key_id=key_id)
     if key is None:
         raise UnknownKeyOrUnit(f"未知密钥 (unknown key id): {key_id}")
     if key.revoked_at is None:

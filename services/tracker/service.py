@@ -65,6 +65,22 @@ def mark_processed(session: Session, event_id: uuid.UUID, position: MessagePosit
     return inserted is not None
 
 
+def lock_task(session: Session, code: str) -> Task | None:
+    """The task, locked until the transaction ends and read as of the lock; None if unknown.
+
+    Every decision about a task (a workflow action, a report being applied) starts here:
+    lock, then decide. A copy already in the session (loaded earlier in the request, or kept
+    from an earlier transaction, since sessions do not expire on commit) is refreshed from
+    the locked row, so no rule is checked against a state someone else has since changed.
+    """
+    return session.execute(
+        select(Task)
+        .where(Task.code == code)
+        .with_for_update(of=Task)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
 def apply_report(
     session: Session,
     event: ProgressReportSubmitted,
@@ -75,9 +91,7 @@ def apply_report(
     """Store a report in the task's history and update the task's state and light."""
     if not mark_processed(session, event.event_id, position):
         return Outcome.DUPLICATE
-    task = session.execute(
-        select(Task).where(Task.code == event.task_code).with_for_update()
-    ).scalar_one_or_none()
+    task = lock_task(session, event.task_code)
     if task is None:
         raise UnknownTask(f"未知任务 (unknown task): {event.task_code}")
     unit = session.execute(select(Unit).where(Unit.name == event.unit)).scalar_one_or_none()

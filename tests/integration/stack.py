@@ -149,6 +149,25 @@ class Stack:
         return scan_once(self.session_factory, now=self.clock.now(), batch_size=100)
 
 
+def seed(
+    factory: sessionmaker[Session], document: ParsedDocument, *, now: dt.datetime
+) -> dict[str, str]:
+    """Import `document` and issue a key per unit and one for the office; returns the keys."""
+    keys: dict[str, str] = {}
+    with UnitOfWork(factory) as uow:
+        import_document(uow.session, document, now=now)
+        uow.session.flush()
+        for unit in ("市发展改革委", "市工业和信息化局", "市统计局", "市政务服务办"):
+            keys[unit] = create_key(
+                uow.session, role="unit", unit_name=unit, label="test", expires_at=None, now=now
+            ).plaintext
+        keys["supervisor"] = create_key(
+            uow.session, role="supervisor", unit_name=None, label="test", expires_at=None, now=now
+        ).plaintext
+        uow.commit()
+    return keys
+
+
 @contextmanager
 def running_stack(
     database_url: str,
@@ -170,28 +189,7 @@ def running_stack(
     )
     clock = FixedClock(start)
     factory = make_session_factory(make_engine(database_url))
-    keys: dict[str, str] = {}
-    with UnitOfWork(factory) as uow:
-        import_document(uow.session, document or demo_document(), now=clock.now())
-        uow.session.flush()
-        for unit in ("市发展改革委", "市工业和信息化局", "市统计局", "市政务服务办"):
-            keys[unit] = create_key(
-                uow.session,
-                role="unit",
-                unit_name=unit,
-                label="test",
-                expires_at=None,
-                now=clock.now(),
-            ).plaintext
-        keys["supervisor"] = create_key(
-            uow.session,
-            role="supervisor",
-            unit_name=None,
-            label="test",
-            expires_at=None,
-            now=clock.now(),
-        ).plaintext
-        uow.commit()
+    keys = seed(factory, document or demo_document(), now=clock.now())
     with ExitStack() as stack:
         tracker = stack.enter_context(TestClient(create_tracker(tracker_settings, factory, clock)))
         intake = stack.enter_context(TestClient(create_intake(IntakeSettings(**common), clock)))

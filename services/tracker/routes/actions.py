@@ -3,6 +3,8 @@
 Who may act is settled before the body is read or the task's state is looked at: a task
 the caller may not see answers 404 (as if it did not exist), an office action by anyone
 but the supervising office 403, a lead-unit action by anyone but the task's lead unit 403.
+The task is locked before any of this is checked (lock, then decide): two decisions on one
+task run one after the other, the second on what the first left.
 """
 
 import datetime as dt
@@ -66,7 +68,7 @@ def office_action(rule: str, message: str) -> Callable[..., Principal]:
     """Admit only the supervising office, once the task is known to be visible."""
 
     def check(code: TaskCode, request: Request, db: SessionDep, who: TaskReaderDep) -> Principal:
-        visible_task(request, db, who, code)
+        visible_task(request, db, who, code, for_update=True)
         if who.role != "supervisor":
             raise RuleViolation(rule, message, 403)
         return who
@@ -78,7 +80,7 @@ def lead_unit_action(co_unit_rule: str, other_rule: str, what: str) -> Callable[
     """Admit only the task's lead unit, once the task is known to be visible."""
 
     def check(code: TaskCode, request: Request, db: SessionDep, who: TaskReaderDep) -> Principal:
-        task: Task = visible_task(request, db, who, code)
+        task: Task = visible_task(request, db, who, code, for_update=True)
         if who.role == "unit":
             role = next((a.role for a in task.assignments if a.unit_id == who.unit_id), None)
             if role == "lead":

@@ -20,6 +20,7 @@ from services.tracker.keys import (
     create_key,
     get_key,
     list_keys,
+    lock_key,
     revoke_key,
 )
 from services.tracker.orm import ApiKey
@@ -206,7 +207,8 @@ def show(key_id: KeyId, db: SessionDep, _who: Admin, now: NowDep) -> KeyView:
 )
 def revoke(key_id: KeyId, request: Request, uow: UowDep, who: Admin, now: NowDep) -> KeyView:
     """Revoke a key (again is harmless); intake refuses it within seconds."""
-    key = get_key(uow.session, key_id=key_id)
+    # Locked before it is looked at: of two revocations at once, the second sees the first's.
+    key = lock_key(uow.session, key_id=key_id)
     if key is None:
         raise _no_key(key_id)
     already = key.revoked_at is not None
