@@ -51,11 +51,12 @@ from services.notifier.orm import (
 )
 from services.notifier.orm import Digest as DigestRow
 from shared.db import UnitOfWork
+from shared.locks import AdvisoryLock
 
 log = structlog.get_logger(__name__)
 
 # One composer at a time across replicas, so one recipient's rows are never split between two.
-COMPOSE_LOCK_KEY = 0x647562616E02
+COMPOSE_LOCK_KEY = int(AdvisoryLock.DIGEST_COMPOSE)
 STOPPED_REASON = "已撤销：任务已办结、待销号或已延期，不再发送"
 UNKNOWN_TASK_REASON = "已撤销：通知器没有该任务的当前情况"
 

@@ -42,11 +42,12 @@ from services.notifier.orm import (
     Notification,
 )
 from services.notifier.orm import Snooze as SnoozeRow
+from shared.locks import AdvisoryLock
 
 log = structlog.get_logger(__name__)
 
-# One tick at a time across every replica: pg_advisory_xact_lock on this key ("duban" + 1).
-ESCALATION_LOCK_KEY = 0x647562616E01
+# One tick at a time across every replica (pg_advisory_xact_lock).
+ESCALATION_LOCK_KEY = int(AdvisoryLock.ESCALATION_TICK)
 # Fixed forever: a log row's id is derived from the engine's notification id and the channel.
 ROW_NAMESPACE = uuid.UUID("b0c4f5a2-1d3e-5f60-8a7b-6475626e0005")
 CANCELLED_REASON = "已撤销：计划不再需要此通知（任务情况已变化、已签收、已暂停或已被新通知取代）"

@@ -15,10 +15,11 @@ from services.tracker.catalog.model import ParsedDocument, ParsedTask, decimal_t
 from services.tracker.catalog.units import unit_kind
 from services.tracker.orm import Document, Milestone, PlanGoal, Target, Task, TaskUnit, Unit
 from services.tracker.service import publish_assignment
+from shared.locks import AdvisoryLock
 
-# One import at a time across every replica: pg_advisory_xact_lock on this key ("duban" 0x11).
+# One import at a time across every replica: pg_advisory_xact_lock on this key .
 # Imports share the unit directory, so two documents naming the same new unit serialise too.
-IMPORT_LOCK_ID = 0x6475_6261_6E11
+IMPORT_LOCK_ID = int(AdvisoryLock.CATALOG_IMPORT)
 
 
 @dataclass

@@ -17,12 +17,13 @@ from services.tracker.orm import OutboxMessage
 from shared.clock import Clock
 from shared.db import UnitOfWork
 from shared.events import encode
+from shared.locks import AdvisoryLock
 
 log = structlog.get_logger(__name__)
 
 # Only one relay publishes at a time, so events with the same key keep their order even with
 # several tracker replicas; the others wait as hot standbys.
-RELAY_LOCK_ID = 0x6475_6261_6E01
+RELAY_LOCK_ID = int(AdvisoryLock.OUTBOX_RELAY)
 
 
 def add(session: Session, *, topic: str, key: str, event: BaseModel | None) -> None:

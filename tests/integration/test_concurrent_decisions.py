@@ -191,7 +191,7 @@ def task_events(tracker: Tracker, action: str) -> int:
                 OutboxMessage.topic == topics.TASK_EVENTS, OutboxMessage.key == TASK
             )
         ).scalars()
-        events = [json.loads(p) for p in payloads]
+        events = [json.loads(_not_tombstone(p)) for p in payloads]
     return sum(
         1 for e in events if e["event_type"] == "task.action_recorded" and e["action"] == action
     )
@@ -406,7 +406,7 @@ def test_an_import_racing_a_completion_request_announces_the_current_status(
             .order_by(OutboxMessage.id.desc())
             .limit(1)
         ).scalar_one()
-    assert json.loads(last)["accepting_reports"] is False
+    assert json.loads(_not_tombstone(last))["accepting_reports"] is False
     assert tracker.scalar("SELECT status FROM tracker.tasks WHERE code = :c", c=TASK) == (
         "completion_requested"
     )
@@ -494,3 +494,9 @@ def test_an_acknowledgement_decides_on_the_units_a_concurrent_task_event_sets(
     with UnitOfWork(factory) as uow:
         assert uow.session.execute(select(Acknowledgement)).first() is None
     engine.dispose()
+
+
+def _not_tombstone(payload: bytes | None) -> bytes:
+    """The payload of an outbox row that must carry a value (only deletions are null)."""
+    assert payload is not None, "unexpected tombstone"
+    return payload
