@@ -10,7 +10,6 @@ from collections.abc import Iterator
 
 import limits.storage.memory
 import pytest
-
 from sqlalchemy import text
 
 from shared import topics
@@ -67,9 +66,7 @@ def test_zero_rate_means_no_limit() -> None:
 
 def test_an_unreachable_storage_lets_requests_through() -> None:
     # Nothing listens on port 1: the limit must not take the service down with it.
-    limiter = RateLimit(
-        per_minute=60, burst=1, namespace="t", storage_uri="redis://127.0.0.1:1/0"
-    )
+    limiter = RateLimit(per_minute=60, burst=1, namespace="t", storage_uri="redis://127.0.0.1:1/0")
     assert [limiter.acquire("a") for _ in range(3)] == [None, None, None]
 
 
