@@ -54,12 +54,7 @@ def _unavailable(request: Request, exc: Exception) -> JSONResponse:
     # Also a statement cancelled by the request timeout: the client may retry.
     log.warning("http.database_unavailable", path=request.url.path, error=type(exc).__name__)
     return JSONResponse(
-        {
-            "detail": {
-                "code": "database_unavailable",
-                "message": "数据库暂不可用或查询超时，请稍后重试 (database unavailable)",
-            }
-        },
+        {"detail": "数据库暂不可用或查询超时，请稍后重试 (database unavailable)"},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers=retry_after_header(DB_RETRY_AFTER_SECONDS),
     )
