@@ -1,29 +1,22 @@
-"""HTTP defences both APIs share: body limits, strict JSON, rate limits, safe error bodies.
+"""HTTP defences every API shares: body limits, strict JSON, safe error bodies.
 
 `RequestGuard` sits in front of the app. It refuses a body over its limit before reading it
 into memory, and holds a JSON body to RFC 8259: UTF-8 only (so invalid and over-long byte
 sequences are refused), no NaN or Infinity, no lone surrogates, bounded nesting. What it
 refuses gets the same 413/422 JSON bodies FastAPI gives, naming the body and the reason.
+`shared.edge` installs it, with the rest of the edge, in every service's app.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import threading
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
-import structlog
-from fastapi import FastAPI, Request, status
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-log = structlog.get_logger(__name__)
 
 MAX_JSON_DEPTH = 32
 
@@ -313,103 +306,6 @@ def validation_problems(errors: Iterable[Any]) -> list[dict[str, Any]]:
             problem["ctx"] = {k: _json_safe(v) for k, v in ctx.items() if k != "error"}
         problems.append(problem)
     return problems
-
-
-API_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-def install(app: FastAPI, *, service: str) -> None:
-    """Error handlers and response headers every Duban API uses."""
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse(
-            {"detail": validation_problems(exc.errors())},
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The client learns nothing about the internals; the log has the traceback.
-        log.error(
-            "http.unhandled",
-            service=service,
-            path=request.url.path,
-            method=request.method,
-            error=type(exc).__name__,
-            exc_info=exc,
-        )
-        return JSONResponse({"detail": "内部错误 (internal error)"}, status_code=500)
-
-    @app.middleware("http")
-    async def api_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        if request.url.path.startswith("/v1/"):
-            for name, value in API_HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response
-
-
-# --- rate limits -------------------------------------------------------------------------
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-class RateLimiter:
-    """Token buckets per key, in this process only: each replica counts on its own."""
-
-    def __init__(
-        self,
-        *,
-        per_minute: float,
-        burst: int,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 100_000,
-    ) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = max(1, burst)
-        self.clock = clock
-        self.max_keys = max_keys
-        self._buckets: dict[str, _Bucket] = {}
-        self._lock = threading.Lock()
-
-    @property
-    def enabled(self) -> bool:
-        """False when the configured rate is zero (no limit)."""
-        return self.rate > 0
-
-    def acquire(self, key: str) -> float | None:
-        """Take one token for `key`; None if granted, else seconds until one is available."""
-        if not self.enabled:
-            return None
-        now = self.clock()
-        with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                if len(self._buckets) >= self.max_keys:
-                    self._prune(now)
-                bucket = self._buckets[key] = _Bucket(tokens=float(self.burst), updated=now)
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-            bucket.updated = now
-            if bucket.tokens >= 1.0:
-                bucket.tokens -= 1.0
-                return None
-            return (1.0 - bucket.tokens) / self.rate
-
-    def _prune(self, now: float) -> None:
-        full_after = self.burst / self.rate
-        for key, bucket in list(self._buckets.items()):
-            if now - bucket.updated >= full_after:
-                del self._buckets[key]
 
 
 def retry_after_header(wait: float) -> dict[str, str]:

@@ -1,18 +1,24 @@
-"""Operations endpoints every service serves: /healthz, /readyz, /metrics, request counts."""
+"""Operations endpoints every service serves: /healthz, /readyz, /metrics.
+
+The edge (`shared.edge.create_edge_app`) includes `router` and keeps the service's
+readiness checks in `app.state.ready_checks`; request counts come from its middleware.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db import UnitOfWork
 
 Checks = Callable[[], dict[str, str]]
+
+router = APIRouter(tags=["ops"])
 
 
 def database_check(session_factory: sessionmaker[Session]) -> dict[str, str]:
@@ -25,34 +31,25 @@ def database_check(session_factory: sessionmaker[Session]) -> dict[str, str]:
     return {"database": "ok"}
 
 
-def add_ops_routes(app: FastAPI, *, requests: Counter, checks: Checks, ready_doc: str) -> None:
-    """Count requests by route and status, and serve the three ops endpoints."""
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """Alive."""
+    return {"status": "ok"}
 
-    @app.middleware("http")
-    async def count_requests(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        route = request.scope.get("route")
-        requests.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
-        return response
 
-    @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
-        """Alive."""
-        return {"status": "ok"}
+@router.get("/readyz", responses={503: {"description": "未就绪"}})
+def readyz(request: Request) -> JSONResponse:
+    """Ready when every check of the service passes (the checks are listed in the answer)."""
+    checks: Checks = request.app.state.ready_checks
+    results = checks()
+    ok = all(value == "ok" for value in results.values())
+    return JSONResponse(
+        {"status": "ready" if ok else "not ready", "checks": results},
+        status_code=200 if ok else 503,
+    )
 
-    def readyz() -> JSONResponse:
-        results = checks()
-        ok = all(value == "ok" for value in results.values())
-        return JSONResponse(
-            {"status": "ready" if ok else "not ready", "checks": results},
-            status_code=200 if ok else 503,
-        )
 
-    readyz.__doc__ = ready_doc
-    app.get("/readyz", tags=["ops"], responses={503: {"description": "未就绪"}})(readyz)
-
-    @app.get("/metrics", tags=["ops"], include_in_schema=False)
-    def prometheus_metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+@router.get("/metrics", include_in_schema=False)
+def prometheus_metrics() -> Response:
+    """Prometheus exposition of this process's metrics."""
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

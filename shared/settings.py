@@ -40,9 +40,15 @@ class CommonSettings(BaseSettings):
     log_level: str = "INFO"
     # Shifts the service clock (seconds, may be negative) so a past document year can be demoed.
     clock_offset_seconds: float = 0.0
-    # Per API key, per process (each replica counts on its own); 0 turns the limit off.
+    # Per API key and service: at most `burst` requests in any burst/rate seconds (so
+    # `per_minute` on average); 0 turns the limit off. Counted in this process
+    # (`memory://`, each replica on its own) or in Redis shared by every replica
+    # (DUBAN_RATE_LIMIT_STORAGE=redis://host:6379/0).
     rate_limit_per_minute: float = Field(default=240.0, ge=0)
     rate_limit_burst: int = Field(default=60, ge=1)
+    rate_limit_storage: str = Field(
+        default="memory://", pattern=r"^(memory|redis|rediss|redis\+unix)://"
+    )
     # Largest request body; document uploads have their own, larger limit.
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)

@@ -1,15 +1,19 @@
-"""Intake's HTTP API: authenticated progress reports, published to Kafka before answering."""
+"""Intake's HTTP API: authenticated progress reports, published to Kafka before answering.
+
+The route and its dependencies are module-level and read the app's resources from
+`app.state` (directory, follower, publisher, clock, settings), so each can be tested alone.
+"""
 
 import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Annotated
 
 import structlog
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
@@ -17,9 +21,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, Strin
 from services.intake import metrics
 from services.intake.settings import IntakeSettings
 from shared import topics
-from shared.apikeys import claimed_key_id
 from shared.clock import Clock
 from shared.directory import Directory, DirectoryFollower, InvalidKey
+from shared.edge import create_edge_app
+from shared.edge.principal import RateLimited, bearer, bearer_token, enforce_rate_limit
 from shared.events import (
     ApiKeyPublished,
     Period,
@@ -28,9 +33,8 @@ from shared.events import (
     Sha256,
     encode,
 )
-from shared.httpguard import RateLimiter, RequestGuard, error_responses, install, retry_after_header
+from shared.httpguard import error_responses
 from shared.kafka import ensure_topics, make_producer, publish
-from shared.ops import add_ops_routes
 from shared.textguard import MULTI_LINE, OPTIONAL_MULTI_LINE, SINGLE_LINE
 
 log = structlog.get_logger(__name__)
@@ -134,6 +138,214 @@ class Publisher:
                 self._producer = None
 
 
+def record(
+    request: Request,
+    *,
+    outcome: str,
+    status_code: int,
+    key: ApiKeyPublished | None = None,
+    claimed: str | None = None,
+    task_code: str | None = None,
+    reason: str | None = None,
+    event_id: uuid.UUID | None = None,
+) -> None:
+    """One line of intake's audit trail."""
+    clock: Clock = request.app.state.clock
+    audit_log.info(
+        "audit",
+        service="intake",
+        action="report.submit",
+        outcome=outcome,
+        status=status_code,
+        reason=reason,
+        key_id=key.key_id if key else claimed,
+        role=key.role if key else None,
+        unit=key.unit if key else None,
+        method=request.method,
+        route="/v1/reports",
+        object=task_code,
+        event_id=str(event_id) if event_id else None,
+        client=request.client.host if request.client else None,
+        at=clock.now().isoformat(),
+    )
+
+
+def reject(
+    request: Request,
+    code: int,
+    reason: str,
+    detail: str,
+    *,
+    key: ApiKeyPublished | None = None,
+    claimed: str | None = None,
+    task_code: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> HTTPException:
+    """Count and audit a refusal; the HTTPException to raise for it."""
+    metrics.REPORTS_REJECTED.labels(reason).inc()
+    if code in (401, 403, 404, 409, 429):
+        record(
+            request,
+            outcome="denied" if code in (401, 403) else "refused",
+            status_code=code,
+            key=key,
+            claimed=claimed,
+            task_code=task_code,
+            reason=reason,
+        )
+    return HTTPException(code, detail=detail, headers=dict(headers) if headers else None)
+
+
+def unit_key(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> ApiKeyPublished:
+    """The caller's unit key: authenticated, within its rate limit, of a unit."""
+    settings: IntakeSettings = request.app.state.settings
+    follower: DirectoryFollower = request.app.state.follower
+    directory: Directory = request.app.state.directory
+    clock: Clock = request.app.state.clock
+    try:
+        token = bearer_token(request, credentials)
+    except HTTPException as exc:
+        raise reject(request, 401, "unauthenticated", exc.detail, headers=exc.headers) from exc
+    if not follower.caught_up.is_set():
+        raise reject(
+            request,
+            503,
+            "directory_loading",
+            "服务启动中，请稍后重试 (directory loading)",
+            headers={"Retry-After": str(settings.retry_after_seconds)},
+        )
+    try:
+        key = directory.authenticate(token, now=clock.now())
+    except InvalidKey as exc:
+        raise reject(
+            request,
+            401,
+            "unauthenticated",
+            str(exc),
+            claimed=request.state.claimed_key_id,
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from exc
+    # Counted before authorisation, so probing other units' tasks spends the same budget.
+    try:
+        enforce_rate_limit(request, key.key_id)
+    except RateLimited as exc:
+        raise reject(
+            request,
+            429,
+            "rate_limited",
+            "请求过于频繁，请稍后重试 (rate limit exceeded)",
+            key=key,
+            headers=exc.headers,
+        ) from exc
+    if key.role != "unit" or key.unit is None:
+        raise reject(
+            request,
+            403,
+            "forbidden",
+            "只有责任单位的密钥可以报送进展 (only unit keys may report)",
+            key=key,
+        )
+    return key
+
+
+router = APIRouter(tags=["reports"])
+
+
+@router.post(
+    "/v1/reports",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Receipt,
+    responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
+)
+def submit_report(
+    request: Request,
+    body: ReportRequest,
+    key: Annotated[ApiKeyPublished, Depends(unit_key)],
+    idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
+) -> Receipt:
+    """Submit a progress report; 202 means the broker has durably accepted it."""
+    directory: Directory = request.app.state.directory
+    publisher: Publisher = request.app.state.publisher
+    settings: IntakeSettings = request.app.state.settings
+    clock: Clock = request.app.state.clock
+    assignment = directory.task(body.task_code)
+    if assignment is None:
+        raise reject(
+            request,
+            404,
+            "unknown_task",
+            f"任务不存在 (unknown task {body.task_code})",
+            key=key,
+            task_code=body.task_code,
+        )
+    # Task assignments come from the published task-division document, so saying that
+    # a task belongs to another unit reveals nothing the document does not.
+    if key.unit not in (*assignment.lead_units, *assignment.co_units):
+        raise reject(
+            request,
+            403,
+            "not_responsible",
+            f"{key.unit} 不是该任务的责任单位 (unit is not responsible for this task)",
+            key=key,
+            task_code=body.task_code,
+        )
+    if not assignment.accepting_reports:
+        raise reject(
+            request,
+            409,
+            "not_accepting",
+            "该任务已申请销号或已销号，不再接受报送 (task no longer accepts reports)",
+            key=key,
+            task_code=body.task_code,
+        )
+    now = clock.now()
+    event_id = (
+        uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{key.unit}\x00{idempotency_key}")
+        if idempotency_key
+        else uuid.uuid4()
+    )
+    event = ProgressReportSubmitted(
+        event_id=event_id,
+        occurred_at=now,
+        task_code=body.task_code,
+        unit=key.unit or "",
+        key_id=key.key_id,
+        report=body.report(),
+    )
+    try:
+        publisher.publish(body.task_code, encode(event))
+    except (KafkaError, TimeoutError) as exc:
+        log.warning("intake.publish_failed", error=str(exc), task=body.task_code)
+        raise reject(
+            request,
+            503,
+            "broker_unavailable",
+            "消息队列暂不可用，请稍后用同一 Idempotency-Key 重试 (broker unavailable)",
+            key=key,
+            task_code=body.task_code,
+            headers={"Retry-After": str(settings.retry_after_seconds)},
+        ) from exc
+    metrics.REPORTS_ACCEPTED.inc()
+    record(
+        request,
+        outcome="ok",
+        status_code=202,
+        key=key,
+        task_code=body.task_code,
+        event_id=event_id,
+    )
+    return Receipt(event_id=event_id, task_code=body.task_code, accepted_at=now)
+
+
+def directory_check(request_app: FastAPI) -> dict[str, str]:
+    """Ready once the directory has been read up to date."""
+    follower: DirectoryFollower = request_app.state.follower
+    return {"directory": "ok" if follower.caught_up.is_set() else "loading"}
+
+
 def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool = True) -> FastAPI:
     """Build the intake app; its lifespan follows the directory topic."""
     directory = Directory()
@@ -155,221 +367,24 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
                 follower.stop()
             publisher.close()
 
-    app = FastAPI(
+    app = create_edge_app(
+        service="intake",
+        settings=settings,
+        clock=clock,
+        requests=metrics.REQUESTS,
+        ready_checks=lambda: directory_check(app),
         title="督办 intake",
-        version="1",
         description=(
             "责任单位报送重点工作进展。报告经消息队列确认后返回 202 回执。"
             "报送单位取自 API 密钥，不取自请求体。"
         ),
         lifespan=lifespan,
     )
-    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
-    install(app, service="intake")
     app.state.directory = directory
     app.state.follower = follower
-    limiter = RateLimiter(
-        per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
-    )
-    app.state.limiter = limiter
-    bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dbn_…`")
-
-    add_ops_routes(
-        app,
-        requests=metrics.REQUESTS,
-        checks=lambda: {"directory": "ok" if follower.caught_up.is_set() else "loading"},
-        ready_doc="Ready once the directory has been read up to date.",
-    )
-
-    def record(
-        request: Request,
-        *,
-        outcome: str,
-        status_code: int,
-        key: ApiKeyPublished | None = None,
-        claimed: str | None = None,
-        task_code: str | None = None,
-        reason: str | None = None,
-        event_id: uuid.UUID | None = None,
-    ) -> None:
-        audit_log.info(
-            "audit",
-            service="intake",
-            action="report.submit",
-            outcome=outcome,
-            status=status_code,
-            reason=reason,
-            key_id=key.key_id if key else claimed,
-            role=key.role if key else None,
-            unit=key.unit if key else None,
-            method=request.method,
-            route="/v1/reports",
-            object=task_code,
-            event_id=str(event_id) if event_id else None,
-            client=request.client.host if request.client else None,
-            at=clock.now().isoformat(),
-        )
-
-    def reject(
-        request: Request,
-        code: int,
-        reason: str,
-        detail: str,
-        *,
-        key: ApiKeyPublished | None = None,
-        claimed: str | None = None,
-        task_code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> HTTPException:
-        metrics.REPORTS_REJECTED.labels(reason).inc()
-        if code in (401, 403, 404, 409, 429):
-            record(
-                request,
-                outcome="denied" if code in (401, 403) else "refused",
-                status_code=code,
-                key=key,
-                claimed=claimed,
-                task_code=task_code,
-                reason=reason,
-            )
-        return HTTPException(code, detail=detail, headers=headers)
-
-    def unit_key(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> ApiKeyPublished:
-        if credentials is None:
-            raise reject(
-                request,
-                401,
-                "unauthenticated",
-                "缺少 API 密钥 (missing bearer API key)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        if not follower.caught_up.is_set():
-            raise reject(
-                request,
-                503,
-                "directory_loading",
-                "服务启动中，请稍后重试 (directory loading)",
-                headers={"Retry-After": str(settings.retry_after_seconds)},
-            )
-        token = credentials.credentials
-        try:
-            key = directory.authenticate(token, now=clock.now())
-        except InvalidKey as exc:
-            raise reject(
-                request,
-                401,
-                "unauthenticated",
-                str(exc),
-                claimed=claimed_key_id(token),
-                headers={"WWW-Authenticate": "Bearer"},
-            ) from exc
-        # Counted before authorisation, so probing other units' tasks spends the same budget.
-        wait = limiter.acquire(key.key_id)
-        if wait is not None:
-            raise reject(
-                request,
-                429,
-                "rate_limited",
-                "请求过于频繁，请稍后重试 (rate limit exceeded)",
-                key=key,
-                headers=retry_after_header(wait),
-            )
-        if key.role != "unit" or key.unit is None:
-            raise reject(
-                request,
-                403,
-                "forbidden",
-                "只有责任单位的密钥可以报送进展 (only unit keys may report)",
-                key=key,
-            )
-        return key
-
-    @app.post(
-        "/v1/reports",
-        status_code=status.HTTP_202_ACCEPTED,
-        response_model=Receipt,
-        tags=["reports"],
-        responses=error_responses(401, 403, 404, 409, 413, 422, 429, 503),
-    )
-    def submit_report(
-        request: Request,
-        body: ReportRequest,
-        key: Annotated[ApiKeyPublished, Depends(unit_key)],
-        idempotency_key: Annotated[IdempotencyKey | None, Header()] = None,
-    ) -> Receipt:
-        """Submit a progress report; 202 means the broker has durably accepted it."""
-        assignment = directory.task(body.task_code)
-        if assignment is None:
-            raise reject(
-                request,
-                404,
-                "unknown_task",
-                f"任务不存在 (unknown task {body.task_code})",
-                key=key,
-                task_code=body.task_code,
-            )
-        # Task assignments come from the published task-division document, so saying that
-        # a task belongs to another unit reveals nothing the document does not.
-        if key.unit not in (*assignment.lead_units, *assignment.co_units):
-            raise reject(
-                request,
-                403,
-                "not_responsible",
-                f"{key.unit} 不是该任务的责任单位 (unit is not responsible for this task)",
-                key=key,
-                task_code=body.task_code,
-            )
-        if not assignment.accepting_reports:
-            raise reject(
-                request,
-                409,
-                "not_accepting",
-                "该任务已申请销号或已销号，不再接受报送 (task no longer accepts reports)",
-                key=key,
-                task_code=body.task_code,
-            )
-        now = clock.now()
-        event_id = (
-            uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{key.unit}\x00{idempotency_key}")
-            if idempotency_key
-            else uuid.uuid4()
-        )
-        event = ProgressReportSubmitted(
-            event_id=event_id,
-            occurred_at=now,
-            task_code=body.task_code,
-            unit=key.unit or "",
-            key_id=key.key_id,
-            report=body.report(),
-        )
-        try:
-            publisher.publish(body.task_code, encode(event))
-        except (KafkaError, TimeoutError) as exc:
-            log.warning("intake.publish_failed", error=str(exc), task=body.task_code)
-            raise reject(
-                request,
-                503,
-                "broker_unavailable",
-                "消息队列暂不可用，请稍后用同一 Idempotency-Key 重试 (broker unavailable)",
-                key=key,
-                task_code=body.task_code,
-                headers={"Retry-After": str(settings.retry_after_seconds)},
-            ) from exc
-        metrics.REPORTS_ACCEPTED.inc()
-        record(
-            request,
-            outcome="ok",
-            status_code=202,
-            key=key,
-            task_code=body.task_code,
-            event_id=event_id,
-        )
-        return Receipt(event_id=event_id, task_code=body.task_code, accepted_at=now)
-
+    app.state.publisher = publisher
+    app.include_router(router)
     return app
 
 
-__all__ = ["IDEMPOTENCY_NAMESPACE", "ReportRequest", "create_app"]
+__all__ = ["IDEMPOTENCY_NAMESPACE", "ReportRequest", "create_app", "router", "submit_report"]

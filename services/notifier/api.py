@@ -1,4 +1,9 @@
-"""The notifier's HTTP API: the notification log, 签收, snoozes, health and metrics."""
+"""The notifier's HTTP API: the notification log, 签收, snoozes, health and metrics.
+
+Routes and dependencies are module-level and read the app's resources from `app.state`
+(session factory, workers, clock), so each can be tested alone; the edge
+(`shared.edge`) gives them the guards, rate limit, audit trail and error envelope.
+"""
 
 import datetime as dt
 import uuid
@@ -7,14 +12,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
 import structlog
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy.exc import DBAPIError
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.notifier import metrics, service
+from services.notifier import audit, metrics, service
 from services.notifier.channels.base import Channel
 from services.notifier.escalation.policy import ChannelKind
 from services.notifier.service import Refused
@@ -23,13 +25,17 @@ from services.notifier.workers import NotifierWorkers
 from shared.clock import Clock
 from shared.db import UnitOfWork
 from shared.directory import InvalidKey
+from shared.edge import create_edge_app
+from shared.edge.principal import principal_dependency, unauthorized
 from shared.events import ApiKeyPublished
-from shared.ops import add_ops_routes, database_check
+from shared.httpguard import error_responses
+from shared.ops import database_check
+from shared.textguard import MULTI_LINE, PATH_SEGMENT, SINGLE_LINE
 
 log = structlog.get_logger(__name__)
 
-TaskCode = Annotated[str, Path(min_length=1, max_length=120, description="任务编号")]
-Note = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+TaskCode = Annotated[str, Path(min_length=1, max_length=120, description="任务编号"), PATH_SEGMENT]
+Note = Annotated[str, Field(max_length=500), MULTI_LINE]
 Status = Literal["pending", "delivered", "failed", "cancelled"]
 
 
@@ -151,12 +157,194 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
-ERRORS: dict[int | str, dict[str, str]] = {
-    401: {"description": "未认证"},
-    403: {"description": "无权操作"},
-    404: {"description": "任务或记录不存在"},
-    422: {"description": "输入不符合要求"},
-}
+
+
+def get_workers(request: Request) -> NotifierWorkers:
+    """The app's workers: the directory, the policy, the escalation ticks."""
+    workers: NotifierWorkers = request.app.state.workers
+    return workers
+
+
+WorkersDep = Annotated[NotifierWorkers, Depends(get_workers)]
+
+
+def get_now(request: Request) -> dt.datetime:
+    """The service clock's now, read once per request."""
+    now: dt.datetime = request.app.state.clock.now()
+    return now
+
+
+NowDep = Annotated[dt.datetime, Depends(get_now)]
+
+
+def authenticate(request: Request, token: str) -> ApiKeyPublished:
+    """The directory's key for `token`, or 401."""
+    workers = get_workers(request)
+    try:
+        return workers.directory.authenticate(token, now=get_now(request))
+    except InvalidKey as exc:
+        raise unauthorized(str(exc)) from exc
+
+
+Who = Annotated[ApiKeyPublished, Depends(principal_dependency(authenticate))]
+
+READ = error_responses(401, 403, 404, 422, 429, 503)
+WRITE = error_responses(401, 403, 404, 409, 413, 422, 429, 503)
+
+router = APIRouter()
+
+Recipient = Annotated[str | None, Query(max_length=200, description="接收单位"), SINGLE_LINE]
+TaskFilter = Annotated[str | None, Query(max_length=120, description="任务编号"), SINGLE_LINE]
+
+
+@router.get(
+    "/v1/notifications",
+    response_model=NotificationPage,
+    tags=["notifications"],
+    responses=READ,
+)
+def get_notifications(
+    db: SessionDep,
+    who: Who,
+    recipient: Recipient = None,
+    task: TaskFilter = None,
+    level: Annotated[int | None, Query(ge=1, le=20, description="督办级别")] = None,
+    status: Annotated[Status | None, Query(description="投递结果")] = None,
+    channel: Annotated[ChannelKind | None, Query(description="通道")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
+) -> NotificationPage:
+    """The notification log; a unit sees only what was sent to it."""
+    rows, total = service.list_notifications(
+        db,
+        recipient=service.visible_recipient(who, recipient),
+        task_code=task,
+        level=level,
+        status=status,
+        channel=channel.value if channel is not None else None,
+        limit=limit,
+        offset=offset,
+    )
+    return NotificationPage(
+        items=[NotificationView.model_validate(r, from_attributes=True) for r in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/v1/digests/{digest_id}",
+    response_model=DigestView,
+    tags=["notifications"],
+    responses=READ,
+)
+def get_digest(db: SessionDep, who: Who, digest_id: uuid.UUID) -> DigestView:
+    """One message as sent (several tasks for one recipient on one channel)."""
+    row = service.get_digest(db, digest_id=digest_id, who=who)
+    return DigestView.model_validate(row, from_attributes=True)
+
+
+@router.post(
+    "/v1/tasks/{code}/acknowledgements",
+    response_model=AcknowledgementView,
+    status_code=201,
+    tags=["escalation"],
+    responses=WRITE,
+)
+def post_acknowledgement(
+    request: Request,
+    db: SessionDep,
+    who: Who,
+    workers: WorkersDep,
+    now: NowDep,
+    code: TaskCode,
+    body: AcknowledgementIn,
+) -> AcknowledgementView:
+    """签收 one level of a task: its repeats stop (re-armed if no report follows)."""
+    ack = service.acknowledge(
+        db,
+        task_code=code,
+        level=body.level,
+        note=body.note,
+        who=who,
+        policy=workers.policy,
+        now=now,
+    )
+    view = AcknowledgementView.model_validate(ack, from_attributes=True)
+    audit.record_write(db, request, principal=who, now=now, status=201)
+    db.commit()
+    log.info("escalation.acknowledged", task=code, level=body.level, by=ack.by_name)
+    workers.request_tick()
+    return view
+
+
+@router.post(
+    "/v1/tasks/{code}/snoozes",
+    response_model=SnoozeView,
+    status_code=201,
+    tags=["escalation"],
+    responses=WRITE,
+)
+def post_snooze(
+    request: Request,
+    db: SessionDep,
+    who: Who,
+    workers: WorkersDep,
+    now: NowDep,
+    code: TaskCode,
+    body: SnoozeIn,
+) -> SnoozeView:
+    """Silence a task (or one level) until a time, for a recorded reason; office only."""
+    row = service.snooze(
+        db,
+        task_code=code,
+        level=body.level,
+        until=body.until,
+        reason=body.reason,
+        who=who,
+        policy=workers.policy,
+        now=now,
+        task_known_elsewhere=workers.directory.task(code) is not None,
+    )
+    view = SnoozeView.model_validate(row, from_attributes=True)
+    audit.record_write(db, request, principal=who, now=now, status=201)
+    db.commit()
+    log.info("escalation.snoozed", task=code, level=body.level, until=body.until.isoformat())
+    workers.request_tick()
+    return view
+
+
+@router.get(
+    "/v1/tasks/{code}/escalations",
+    response_model=EscalationsView,
+    tags=["escalation"],
+    responses=READ,
+)
+def get_escalations(db: SessionDep, who: Who, code: TaskCode) -> EscalationsView:
+    """Notifications, 签收 and snoozes of one task, for the task's timeline."""
+    found = service.task_escalations(db, task_code=code, who=who)
+    return EscalationsView(
+        task_code=found.task_code,
+        light=found.light,
+        notifications=[
+            NotificationView.model_validate(r, from_attributes=True) for r in found.notifications
+        ],
+        acknowledgements=[
+            AcknowledgementView.model_validate(r, from_attributes=True)
+            for r in found.acknowledgements
+        ],
+        snoozes=[SnoozeView.model_validate(r, from_attributes=True) for r in found.snoozes],
+    )
+
+
+def ready_checks(app: FastAPI) -> dict[str, str]:
+    """Ready when the database answers and the consumer runs."""
+    checks = database_check(app.state.session_factory)
+    if app.state.run_workers:
+        workers: NotifierWorkers = app.state.workers
+        checks.update(workers.status())
+    return checks
 
 
 def create_app(
@@ -179,177 +367,20 @@ def create_app(
         finally:
             workers.stop()
 
-    app = FastAPI(
+    app = create_edge_app(
+        service="notifier",
+        settings=settings,
+        clock=clock,
+        requests=metrics.REQUESTS,
+        ready_checks=lambda: ready_checks(app),
         title="督办 notifier",
-        version="1",
         description="催办、督办、通报的发送记录、签收与暂停。",
         lifespan=lifespan,
+        rules=[Refused],
+        audit=audit.writer(session_factory),
     )
     app.state.workers = workers
+    app.state.run_workers = run_workers
     app.state.session_factory = session_factory
-    app.state.clock = clock
-    bearer = HTTPBearer(auto_error=False)
-
-    def principal(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> ApiKeyPublished:
-        if credentials is None:
-            raise HTTPException(
-                401,
-                "缺少 API 密钥 (missing bearer API key)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        try:
-            return workers.directory.authenticate(credentials.credentials, now=clock.now())
-        except InvalidKey as exc:
-            raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
-
-    Who = Annotated[ApiKeyPublished, Depends(principal)]  # noqa: N806 - a type alias
-
-    def ready_checks() -> dict[str, str]:
-        checks = database_check(session_factory)
-        if run_workers:
-            checks.update(workers.status())
-        return checks
-
-    add_ops_routes(
-        app,
-        requests=metrics.REQUESTS,
-        checks=ready_checks,
-        ready_doc="Ready when the database answers and the consumer runs.",
-    )
-
-    @app.exception_handler(Refused)
-    async def refused(_request: Request, exc: Refused) -> JSONResponse:
-        return JSONResponse({"detail": exc.to_body()}, status_code=exc.http_status)
-
-    @app.exception_handler(DBAPIError)
-    async def database_unavailable(_request: Request, exc: DBAPIError) -> JSONResponse:
-        log.warning("api.database_error", error=str(exc.orig))
-        return JSONResponse(
-            {"detail": {"code": "database_unavailable", "message": "数据库暂不可用，请稍后重试"}},
-            status_code=503,
-        )
-
-    @app.get(
-        "/v1/notifications",
-        response_model=NotificationPage,
-        tags=["notifications"],
-        responses=ERRORS,
-    )
-    def get_notifications(
-        db: SessionDep,
-        who: Who,
-        recipient: Annotated[str | None, Query(max_length=200, description="接收单位")] = None,
-        task: Annotated[str | None, Query(max_length=120, description="任务编号")] = None,
-        level: Annotated[int | None, Query(ge=1, le=20, description="督办级别")] = None,
-        status: Annotated[Status | None, Query(description="投递结果")] = None,
-        channel: Annotated[ChannelKind | None, Query(description="通道")] = None,
-        limit: Annotated[int, Query(ge=1, le=200)] = 50,
-        offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
-    ) -> NotificationPage:
-        """The notification log; a unit sees only what was sent to it."""
-        rows, total = service.list_notifications(
-            db,
-            recipient=service.visible_recipient(who, recipient),
-            task_code=task,
-            level=level,
-            status=status,
-            channel=channel.value if channel is not None else None,
-            limit=limit,
-            offset=offset,
-        )
-        return NotificationPage(
-            items=[NotificationView.model_validate(r, from_attributes=True) for r in rows],
-            total=total,
-            limit=limit,
-            offset=offset,
-        )
-
-    @app.get(
-        "/v1/digests/{digest_id}",
-        response_model=DigestView,
-        tags=["notifications"],
-        responses=ERRORS,
-    )
-    def get_digest(db: SessionDep, who: Who, digest_id: uuid.UUID) -> DigestView:
-        """One message as sent (several tasks for one recipient on one channel)."""
-        row = service.get_digest(db, digest_id=digest_id, who=who)
-        return DigestView.model_validate(row, from_attributes=True)
-
-    @app.post(
-        "/v1/tasks/{code}/acknowledgements",
-        response_model=AcknowledgementView,
-        status_code=201,
-        tags=["escalation"],
-        responses={**ERRORS, 409: {"description": "没有可签收的通知"}},
-    )
-    def post_acknowledgement(
-        db: SessionDep, who: Who, code: TaskCode, body: AcknowledgementIn
-    ) -> AcknowledgementView:
-        """签收 one level of a task: its repeats stop (re-armed if no report follows)."""
-        ack = service.acknowledge(
-            db,
-            task_code=code,
-            level=body.level,
-            note=body.note,
-            who=who,
-            policy=workers.policy,
-            now=clock.now(),
-        )
-        view = AcknowledgementView.model_validate(ack, from_attributes=True)
-        db.commit()
-        log.info("escalation.acknowledged", task=code, level=body.level, by=ack.by_name)
-        workers.request_tick()
-        return view
-
-    @app.post(
-        "/v1/tasks/{code}/snoozes",
-        response_model=SnoozeView,
-        status_code=201,
-        tags=["escalation"],
-        responses=ERRORS,
-    )
-    def post_snooze(db: SessionDep, who: Who, code: TaskCode, body: SnoozeIn) -> SnoozeView:
-        """Silence a task (or one level) until a time, for a recorded reason; office only."""
-        row = service.snooze(
-            db,
-            task_code=code,
-            level=body.level,
-            until=body.until,
-            reason=body.reason,
-            who=who,
-            policy=workers.policy,
-            now=clock.now(),
-            task_known_elsewhere=workers.directory.task(code) is not None,
-        )
-        view = SnoozeView.model_validate(row, from_attributes=True)
-        db.commit()
-        log.info("escalation.snoozed", task=code, level=body.level, until=body.until.isoformat())
-        workers.request_tick()
-        return view
-
-    @app.get(
-        "/v1/tasks/{code}/escalations",
-        response_model=EscalationsView,
-        tags=["escalation"],
-        responses=ERRORS,
-    )
-    def get_escalations(db: SessionDep, who: Who, code: TaskCode) -> EscalationsView:
-        """Notifications, 签收 and snoozes of one task, for the task's timeline."""
-        found = service.task_escalations(db, task_code=code, who=who)
-        return EscalationsView(
-            task_code=found.task_code,
-            light=found.light,
-            notifications=[
-                NotificationView.model_validate(r, from_attributes=True)
-                for r in found.notifications
-            ],
-            acknowledgements=[
-                AcknowledgementView.model_validate(r, from_attributes=True)
-                for r in found.acknowledgements
-            ],
-            snoozes=[SnoozeView.model_validate(r, from_attributes=True) for r in found.snoozes],
-        )
-
+    app.include_router(router)
     return app

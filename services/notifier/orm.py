@@ -199,3 +199,32 @@ class ProcessedEvent(Base):
     partition: Mapped[int] = mapped_column(Integer)
     offset: Mapped[int] = mapped_column(BigInteger)
     processed_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
+
+
+class AuditEntry(Base):
+    """Append-only audit log of the notifier's API (shared.edge.audit): 签收, snoozes, refusals."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    # The key presented; for a refused unknown key, the id it claimed (it may not exist).
+    key_id: Mapped[str | None] = mapped_column(String(40))
+    role: Mapped[str | None] = mapped_column(String(20))
+    unit: Mapped[str | None] = mapped_column(String(200))
+    leader: Mapped[str | None] = mapped_column(String(50))
+    action: Mapped[str] = mapped_column(String(60))
+    method: Mapped[str] = mapped_column(String(10))
+    route: Mapped[str] = mapped_column(String(200))
+    object: Mapped[str | None] = mapped_column(String(200))
+    # ok, denied (401/403), hidden (404 for an object that exists), refused (other 4xx).
+    outcome: Mapped[str] = mapped_column(String(20))
+    status: Mapped[int] = mapped_column(Integer)
+    client: Mapped[str | None] = mapped_column(String(100))
+    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
+
+    __table_args__ = (
+        Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_key_id_at", "key_id", "at"),
+        Index("ix_audit_log_object_at", "object", "at"),
+    )

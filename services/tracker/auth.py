@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.tracker.orm import ApiKey
-from shared.apikeys import claimed_key_id, hash_key, parse_key
-
-bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer dbn_…`")
+from shared.apikeys import hash_key, parse_key
+from shared.edge.principal import bearer, bearer_token, unauthorized
 
 
 @dataclass(frozen=True)
@@ -26,13 +22,6 @@ class Principal:
     unit: str | None
     unit_id: int | None
     leader: str | None = None
-
-
-def unauthorized(detail: str) -> HTTPException:
-    """A 401 that tells the client how to authenticate."""
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"}
-    )
 
 
 def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal:
@@ -57,13 +46,4 @@ def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal
     )
 
 
-def bearer_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
-    """The presented bearer token, or 401."""
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise unauthorized("缺少 API 密钥 (missing bearer API key)")
-    # For the audit record if the key turns out not to work (never the secret itself).
-    request.state.claimed_key_id = claimed_key_id(credentials.credentials)
-    return credentials.credentials
+__all__ = ["Principal", "authenticate", "bearer", "bearer_token", "unauthorized"]

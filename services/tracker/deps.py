@@ -12,7 +12,7 @@ from services.tracker.auth import Principal, authenticate, bearer_token
 from services.tracker.orm import Task
 from services.tracker.service import lock_task
 from shared.db import UnitOfWork
-from shared.httpguard import RateLimiter, retry_after_header
+from shared.edge.principal import admit
 
 # Who may read task data at all; an operator key runs the service and sees none of it.
 TASK_READERS = frozenset({"unit", "supervisor", "leader", "admin"})
@@ -67,17 +67,7 @@ def get_principal(
     now: NowDep,
 ) -> Principal:
     """The authenticated caller, within its key's rate limit."""
-    principal = authenticate(db, token, now=now)
-    request.state.principal = principal
-    limiter: RateLimiter = request.app.state.limiter
-    wait = limiter.acquire(principal.key_id)
-    if wait is not None:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            detail="请求过于频繁，请稍后重试 (rate limit exceeded for this API key)",
-            headers=retry_after_header(wait),
-        )
-    return principal
+    return admit(request, authenticate(db, token, now=now))
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

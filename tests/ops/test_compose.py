@@ -114,6 +114,7 @@ def healthcheck_url(service: str) -> str:
 def test_the_stack_has_every_part() -> None:
     assert {
         "postgres",
+        "redis",
         "kafka",
         "kafka-topics",
         "migrate",
@@ -244,6 +245,25 @@ def test_service_settings_load_from_the_compose_environment(
         assert settings.sqlalchemy_url.startswith("postgresql+psycopg://duban:")  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("name", APPS)
+def test_replicas_share_rate_limits_through_the_compose_redis(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = resolved_environment(name, FULL_ENVIRONMENT)
+    url = urlsplit(env["DUBAN_RATE_LIMIT_STORAGE"])
+    assert url.scheme == "redis"
+    assert url.hostname in SERVICES and url.hostname == "redis"
+    assert url.port == 6379
+    redis = SERVICES["redis"]
+    assert "redis-cli" in " ".join(redis["healthcheck"]["test"])
+    assert "ports" not in redis, "Redis stays on the compose network"
+    for key in list(env_names(APPS[name])):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert APPS[name]().rate_limit_storage == env["DUBAN_RATE_LIMIT_STORAGE"]  # type: ignore[attr-defined]
+
+
 def test_intake_gets_no_database_credentials() -> None:
     assert "DATABASE_URL" not in SERVICES["intake"]["environment"]
     assert "postgres" not in SERVICES["intake"].get("depends_on", {})
@@ -289,14 +309,20 @@ def test_migration_step_runs_the_duban_migrate_command() -> None:
 EXPECTED_ORDER = {
     "kafka-topics": {"kafka": "service_healthy"},
     "migrate": {"postgres": "service_healthy"},
-    "intake": {"kafka": "service_healthy", "kafka-topics": "service_completed_successfully"},
+    "intake": {
+        "redis": "service_healthy",
+        "kafka": "service_healthy",
+        "kafka-topics": "service_completed_successfully",
+    },
     "tracker": {
+        "redis": "service_healthy",
         "postgres": "service_healthy",
         "kafka": "service_healthy",
         "kafka-topics": "service_completed_successfully",
         "migrate": "service_completed_successfully",
     },
     "notifier": {
+        "redis": "service_healthy",
         "postgres": "service_healthy",
         "kafka": "service_healthy",
         "kafka-topics": "service_completed_successfully",

@@ -100,6 +100,11 @@ class SecureStack:
         return self.stack.intake
 
     @property
+    def notifier(self) -> TestClient:
+        """The notifier's test client."""
+        return self.stack.notifier
+
+    @property
     def session_factory(self) -> sessionmaker[Session]:
         """Sessions on the stack's database."""
         return self.stack.session_factory
@@ -108,21 +113,21 @@ class SecureStack:
         """The Authorization header of caller `who` (no header for `anonymous`)."""
         return {} if who == "anonymous" else {"Authorization": f"Bearer {self.keys[who]}"}
 
-    def audit_rows(self, after_id: int) -> list[dict[str, Any]]:
-        """Audit records written after `after_id`, oldest first."""
+    def audit_rows(self, after_id: int, *, schema: str = "tracker") -> list[dict[str, Any]]:
+        """Audit records of `schema`'s service written after `after_id`, oldest first."""
         with UnitOfWork(self.session_factory) as uow:
             rows = uow.session.execute(
-                text("SELECT * FROM tracker.audit_log WHERE id > :id ORDER BY id"),
+                text(f"SELECT * FROM {schema}.audit_log WHERE id > :id ORDER BY id"),
                 {"id": after_id},
             )
             return [dict(row._mapping) for row in rows]
 
-    def last_audit_id(self) -> int:
-        """Id of the newest audit record (0 if none)."""
+    def last_audit_id(self, *, schema: str = "tracker") -> int:
+        """Id of `schema`'s newest audit record (0 if none)."""
         with UnitOfWork(self.session_factory) as uow:
             return int(
                 uow.session.execute(
-                    text("SELECT coalesce(max(id), 0) FROM tracker.audit_log")
+                    text(f"SELECT coalesce(max(id), 0) FROM {schema}.audit_log")
                 ).scalar_one()
             )
 
@@ -150,12 +155,21 @@ SNAPSHOT_QUERIES = {
 }
 
 
-def snapshot(session_factory: sessionmaker[Session]) -> dict[str, str]:
+# What a notifier request could write (its notification log is the workers', not the API's).
+NOTIFIER_SNAPSHOT_QUERIES = {
+    table: f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {table} t"
+    for table in ("notifier.acknowledgements", "notifier.snoozes")
+}
+
+
+def snapshot(
+    session_factory: sessionmaker[Session], queries: dict[str, str] = SNAPSHOT_QUERIES
+) -> dict[str, str]:
     """A fingerprint of every table a request could write."""
     with UnitOfWork(session_factory) as uow:
         return {
             name: str(uow.session.execute(text(query)).scalar_one())
-            for name, query in SNAPSHOT_QUERIES.items()
+            for name, query in queries.items()
         }
 
 
@@ -296,3 +310,27 @@ def secured(module_database_url: str, module_broker: Broker) -> Iterator[SecureS
         secure_stack(module_database_url, module_broker.bootstrap) as stack,
     ):
         yield stack
+
+
+def _notifier_knows(secured: SecureStack) -> bool:
+    directory = secured.notifier.app.state.workers.directory  # type: ignore[attr-defined]
+    keys_known = all(
+        directory.key(hash_key(secured.keys[name])) is not None
+        for name in ("unit_lead", "unit_co", "other_unit", "leader", "supervisor", "admin")
+    )
+    revoked = directory.key(hash_key(secured.keys["revoked"]))
+    with UnitOfWork(secured.session_factory) as uow:
+        conditions = uow.session.execute(
+            text("SELECT count(*) FROM notifier.task_conditions WHERE task_code IN (:a, :b)"),
+            {"a": OWN, "b": OTHER},
+        ).scalar_one()
+    return keys_known and revoked is not None and revoked.revoked and conditions == 2
+
+
+@pytest.fixture(scope="module")
+def notifier_secured(secured: SecureStack) -> SecureStack:
+    """The security stack once the notifier knows its keys and the tasks' conditions."""
+    wait_until(
+        lambda: _notifier_knows(secured), timeout=30, what="the notifier to learn keys and tasks"
+    )
+    return secured

@@ -7,6 +7,7 @@ ordering: reaching the state rule proves the caller got past authorisation.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,20 @@ from httpx import Response
 from shared import topics
 from tests.conftest import SEEDS
 
-from .conftest import CLOSED, FOURTH, OTHER, OWN, UNKNOWN, SecureStack, snapshot, topic_size
+from .conftest import (
+    CLOSED,
+    CO,
+    FOURTH,
+    LEAD,
+    NOTIFIER_SNAPSHOT_QUERIES,
+    OTHER,
+    OTHER_LEAD,
+    OWN,
+    UNKNOWN,
+    SecureStack,
+    snapshot,
+    topic_size,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -295,3 +309,140 @@ def test_unknown_and_invisible_tasks_look_the_same(secured: SecureStack, route: 
             assert outcomes == ([] if route.method == "GET" else ["refused"])
     assert answers[0] == answers[1]
     assert answers[0][0] == 404
+
+
+# --- the notifier -------------------------------------------------------------------------
+
+NOTIFIER_UNITS = ("unit_lead", "unit_co")  # units responsible for OWN, not for OTHER
+NOTIFIER_CALLERS = (*UNAUTHENTICATED, *NOTIFIER_UNITS, "leader", *STAFF)
+PAST = "2022-05-01T00:00:00+08:00"  # before the stack's clock: every snooze is refused
+
+
+@dataclass(frozen=True)
+class NotifierRoute:
+    """One notifier route: how to call it about own or other, and whether it writes."""
+
+    name: str
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+
+
+NOTIFIER_ROUTES = (
+    NotifierRoute("notifications", "GET", "/v1/notifications"),
+    NotifierRoute("digest", "GET", "/v1/digests/{digest_id}"),
+    NotifierRoute("escalations", "GET", "/v1/tasks/{code}/escalations"),
+    # No level-2 notice was delivered for these tasks: a 签收 that gets past its access
+    # rules is refused on state (409), so nothing is stored.
+    NotifierRoute("acknowledge", "POST", "/v1/tasks/{code}/acknowledgements", {"level": 2}),
+    NotifierRoute(
+        "snooze", "POST", "/v1/tasks/{code}/snoozes", {"until": PAST, "reason": "核实中。"}
+    ),
+)
+
+
+def notifier_expected(route: NotifierRoute, caller: str, obj: str) -> Expected:
+    """The notifier's access rules, written out independently of the code under test."""
+    if caller in UNAUTHENTICATED:
+        return Expected(401)
+    unit = caller in NOTIFIER_UNITS
+    if route.name == "notifications":
+        # `other` asks for another unit's notices, which only a unit may not see.
+        return Expected(403, "other_recipient") if unit and obj == "other" else Expected(200)
+    if route.name == "digest":
+        return Expected(404, "unknown_digest")
+    if route.name == "escalations":
+        return Expected(403, "not_responsible") if unit and obj == "other" else Expected(200)
+    if route.name == "acknowledge":
+        if caller == "operator":
+            return Expected(403, "not_allowed")
+        if unit and obj == "other":
+            return Expected(403, "not_responsible")
+        return Expected(409, "nothing_to_acknowledge")
+    if caller in ("supervisor", "admin"):
+        return Expected(422, "until_not_future")
+    return Expected(403, "office_only")
+
+
+def notifier_cells() -> list[Any]:
+    """Every (notifier route, caller, object) with its id."""
+    return [
+        pytest.param(route, caller, obj, id=f"notifier.{route.name}-{caller}-{obj}")
+        for route in NOTIFIER_ROUTES
+        for caller in NOTIFIER_CALLERS
+        for obj in (
+            ("own",) if caller in UNAUTHENTICATED or route.name == "digest" else ("own", "other")
+        )
+    ]
+
+
+def notifier_call(secured: SecureStack, route: NotifierRoute, caller: str, obj: str) -> Response:
+    """Send the route's request as `caller` about its own or another's task."""
+    code = OWN if obj == "own" else OTHER
+    path = route.path.format(code=code, digest_id=uuid.uuid4())
+    headers = secured.auth(caller)
+    if route.method == "GET":
+        params = (
+            {"recipient": OTHER_LEAD} if route.name == "notifications" and obj == "other" else {}
+        )
+        response: Response = secured.notifier.get(path, params=params, headers=headers)
+        return response
+    response = secured.notifier.post(path, json=route.body, headers=headers)
+    return response
+
+
+@pytest.mark.parametrize(("route", "caller", "obj"), notifier_cells())
+def test_notifier_route(
+    notifier_secured: SecureStack, route: NotifierRoute, caller: str, obj: str
+) -> None:
+    secured = notifier_secured
+    want = notifier_expected(route, caller, obj)
+    before = snapshot(secured.session_factory, NOTIFIER_SNAPSHOT_QUERIES)
+    last_audit = secured.last_audit_id(schema="notifier")
+
+    response = notifier_call(secured, route, caller, obj)
+
+    assert response.status_code == want.status, response.text
+    body = response.json()
+    if want.rule is not None:
+        assert body["detail"]["code"] == want.rule, body
+    if response.status_code == 200 and route.name == "notifications" and caller in NOTIFIER_UNITS:
+        unit = LEAD if caller == "unit_lead" else CO
+        assert {item["recipient"] for item in body["items"]} <= {unit}
+    after = snapshot(secured.session_factory, NOTIFIER_SNAPSHOT_QUERIES)
+    assert after == before, "a refused request changed the record"
+
+    records = secured.audit_rows(last_audit, schema="notifier")
+    if want.status in (401, 403) or (route.method == "POST" and want.status >= 400):
+        assert len(records) == 1, records
+        (record,) = records
+        outcome = "denied" if want.status in (401, 403) else "refused"
+        assert (record["outcome"], record["status"]) == (outcome, want.status)
+        assert (record["method"], record["route"]) == (route.method, route.path)
+        assert record["client"] == "testclient"
+        assert record["details"] == ({"rule": want.rule} if want.rule else {})
+        if caller in secured.key_ids:
+            assert record["key_id"] == secured.key_ids[caller]
+        if caller not in UNAUTHENTICATED:
+            assert record["role"] is not None
+        if "{code}" in route.path:
+            assert record["object"] == (OWN if obj == "own" else OTHER)
+    else:
+        assert records == [], "a read was audited as a write"
+
+
+def test_notifier_audits_a_snooze_with_the_change(notifier_secured: SecureStack) -> None:
+    """A successful write is recorded in its own transaction, once, naming who and what."""
+    secured = notifier_secured
+    last_audit = secured.last_audit_id(schema="notifier")
+    until = (secured.stack.clock.now() + dt.timedelta(days=1)).isoformat()
+    response = secured.notifier.post(
+        f"/v1/tasks/{FOURTH}/snoozes",
+        json={"until": until, "reason": "核实中。"},
+        headers=secured.auth("supervisor"),
+    )
+    assert response.status_code == 201, response.text
+    (record,) = secured.audit_rows(last_audit, schema="notifier")
+    assert (record["outcome"], record["status"], record["object"]) == ("ok", 201, FOURTH)
+    assert (record["key_id"], record["role"]) == (secured.key_ids["supervisor"], "supervisor")
+    assert record["action"] == "post_snooze"

@@ -16,7 +16,7 @@ from httpx import Response
 from shared import topics
 from tests.integration.stack import wait_until
 
-from .conftest import OTHER, OWN, SecureStack, snapshot, topic_size
+from .conftest import NOTIFIER_SNAPSHOT_QUERIES, OTHER, OWN, SecureStack, snapshot, topic_size
 
 pytestmark = pytest.mark.integration
 
@@ -396,3 +396,42 @@ def test_payloads_are_data_stored_and_returned_verbatim(
     # The tables the payload names are still there.
     assert secured.tracker.get("/v1/tasks", headers=office).json()["total"] == 4
     assert secured.tracker.get(f"/v1/tasks/{OTHER}", headers=office).status_code == 200
+
+
+NOTIFIER_NUL = [
+    pytest.param(
+        "POST", f"/v1/tasks/{OWN}/snoozes", {"reason": "前\x00后"}, ["body", "reason"], id="reason"
+    ),
+    pytest.param(
+        "POST", f"/v1/tasks/{OWN}/acknowledgements", {"note": "\x00"}, ["body", "note"], id="note"
+    ),
+    pytest.param(
+        "GET", "/v1/notifications?recipient=%00", None, ["query", "recipient"], id="recipient"
+    ),
+    pytest.param("GET", "/v1/notifications?task=A%00", None, ["query", "task"], id="task"),
+    pytest.param("GET", "/v1/tasks/A%00B/escalations", None, ["path", "code"], id="path-code"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "fields", "loc"), NOTIFIER_NUL)
+def test_notifier_answers_nul_with_422_naming_the_field(
+    notifier_secured: SecureStack,
+    method: str,
+    path: str,
+    fields: dict[str, Any] | None,
+    loc: list[Any],
+) -> None:
+    """A NUL is bad input (422 naming the field), never "database unavailable" (503)."""
+    secured = notifier_secured
+    before = snapshot(secured.session_factory, NOTIFIER_SNAPSHOT_QUERIES)
+    headers = secured.auth("supervisor")
+    if method == "GET":
+        response = secured.notifier.get(path, headers=headers)
+    else:
+        good = {"until": "2022-06-01T00:00:00+08:00", "reason": "核实中。", "level": 2}
+        response = secured.notifier.post(path, json={**good, **(fields or {})}, headers=headers)
+    found = problem(response)
+    assert found["loc"] == loc
+    assert "NUL" in found["msg"]
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert snapshot(secured.session_factory, NOTIFIER_SNAPSHOT_QUERIES) == before
