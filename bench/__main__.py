@@ -41,7 +41,7 @@ from services.tracker.consumer import make_report_handler
 from services.tracker.importer import import_document
 from services.tracker.keys import create_key, revoke_key
 from services.tracker.orm import Task
-from services.tracker.outbox import relay_once
+from services.tracker.outbox import drain
 from services.tracker.settings import TrackerSettings
 from services.tracker.workers import scan_once
 from shared import topics
@@ -146,8 +146,7 @@ def bench_intake_and_apply(server: Any, bootstrap: str, count: int = 400) -> dic
     )
     ensure_topics(settings, topics.ALL)
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    while relay_once(factory, producer, now=NOW):
-        pass
+    drain(factory, producer, now=NOW)
 
     def event(n: int) -> ProgressReportSubmitted:
         return ProgressReportSubmitted(
@@ -225,8 +224,7 @@ def bench_intake_and_apply(server: Any, bootstrap: str, count: int = 400) -> dic
 def _relay_all(factory: Any, bootstrap: str) -> None:
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     try:
-        while relay_once(factory, producer, now=NOW):
-            pass
+        drain(factory, producer, now=NOW)
     finally:
         producer.close()
 

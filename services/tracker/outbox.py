@@ -9,7 +9,7 @@ import structlog
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import BaseModel
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.tracker import metrics
@@ -17,13 +17,9 @@ from services.tracker.orm import OutboxMessage
 from shared.clock import Clock
 from shared.db import UnitOfWork
 from shared.events import encode
-from shared.locks import AdvisoryLock
+from shared.locks import AdvisoryLock, SessionLock
 
 log = structlog.get_logger(__name__)
-
-# Only one relay publishes at a time, so events with the same key keep their order even with
-# several tracker replicas; the others wait as hot standbys.
-RELAY_LOCK_ID = int(AdvisoryLock.OUTBOX_RELAY)
 
 
 def add(session: Session, *, topic: str, key: str, event: BaseModel | None) -> None:
@@ -32,40 +28,73 @@ def add(session: Session, *, topic: str, key: str, event: BaseModel | None) -> N
     session.add(OutboxMessage(topic=topic, key=key, payload=payload))
 
 
+def relay_lock(session_factory: sessionmaker[Session]) -> SessionLock:
+    """The relay's leadership: one relay publishes at a time across every replica, so events
+    with the same key keep their order; the others wait as hot standbys."""
+    return SessionLock(_engine_of(session_factory), AdvisoryLock.OUTBOX_RELAY)
+
+
 def relay_once(
     session_factory: sessionmaker[Session],
     producer: KafkaProducer,
     *,
+    lock: SessionLock,
     now: dt.datetime,
     batch_size: int = 500,
     timeout: float = 10.0,
 ) -> int:
-    """Publish one batch of pending events; returns how many were published."""
+    """Publish one batch of pending events; returns how many were published.
+
+    Three steps, none holding a transaction across the network: read the batch (a short
+    read-only transaction), publish it and wait for the broker's acknowledgements (no
+    transaction open; the leadership lock is a session lock on its own connection), then
+    mark the rows published (a second short transaction). A crash between the last two
+    publishes the batch again, under the same event ids.
+    """
+    if not lock.held():
+        return 0
     with UnitOfWork(session_factory) as uow:
-        session = uow.session
-        if not session.execute(select(func.pg_try_advisory_xact_lock(RELAY_LOCK_ID))).scalar():
-            return 0
-        rows = (
-            session.execute(
-                select(OutboxMessage)
-                .where(OutboxMessage.published_at.is_(None))
-                .order_by(OutboxMessage.id)
-                .limit(batch_size)
-            )
-            .scalars()
-            .all()
+        batch = uow.session.execute(
+            select(OutboxMessage.id, OutboxMessage.topic, OutboxMessage.key, OutboxMessage.payload)
+            .where(OutboxMessage.published_at.is_(None))
+            .order_by(OutboxMessage.id)
+            .limit(batch_size)
+        ).all()
+    if not batch:
+        return 0
+    futures = [
+        producer.send(row.topic, key=row.key.encode("utf-8"), value=row.payload) for row in batch
+    ]
+    for future in futures:
+        future.get(timeout=timeout)
+    with UnitOfWork(session_factory) as uow:
+        uow.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_([row.id for row in batch]))
+            .values(published_at=now)
         )
-        if not rows:
-            return 0
-        futures = [
-            producer.send(row.topic, key=row.key.encode("utf-8"), value=row.payload) for row in rows
-        ]
-        for future in futures:
-            future.get(timeout=timeout)
-        for row in rows:
-            row.published_at = now
         uow.commit()
-        return len(rows)
+    return len(batch)
+
+
+def drain(
+    session_factory: sessionmaker[Session], producer: KafkaProducer, *, now: dt.datetime
+) -> int:
+    """Publish everything pending now, as the one relay (for tools, tests and benchmarks)."""
+    lock = relay_lock(session_factory)
+    try:
+        total = 0
+        while published := relay_once(session_factory, producer, lock=lock, now=now):
+            total += published
+        return total
+    finally:
+        lock.release()
+
+
+def _engine_of(session_factory: sessionmaker[Session]) -> Engine:
+    bind = session_factory.kw["bind"]
+    assert isinstance(bind, Engine), "the session factory is bound to one engine"
+    return bind
 
 
 def purge_published(session_factory: sessionmaker[Session], *, older_than: dt.datetime) -> int:
@@ -97,10 +126,33 @@ def run_relay(
     clock: Clock,
 ) -> None:
     """Relay the outbox until stopped; broker or database outages are retried."""
+    lock = relay_lock(session_factory)
+    try:
+        _relay_until_stopped(
+            session_factory,
+            producer,
+            lock,
+            stop_event=stop_event,
+            poll_seconds=poll_seconds,
+            clock=clock,
+        )
+    finally:
+        lock.release()
+
+
+def _relay_until_stopped(
+    session_factory: sessionmaker[Session],
+    producer: KafkaProducer,
+    lock: SessionLock,
+    *,
+    stop_event: threading.Event,
+    poll_seconds: float,
+    clock: Clock,
+) -> None:
     backoff = poll_seconds
     while not stop_event.is_set():
         try:
-            published = relay_once(session_factory, producer, now=clock.now())
+            published = relay_once(session_factory, producer, lock=lock, now=clock.now())
             metrics.OUTBOX_PUBLISHED.inc(published)
             backoff = poll_seconds
             if published:

@@ -22,7 +22,7 @@ from devtools.servers import Broker
 from services.tracker.importer import import_document
 from services.tracker.keys import create_key, revoke_key
 from services.tracker.orm import ApiKey
-from services.tracker.outbox import relay_once
+from services.tracker.outbox import drain
 from services.tracker.settings import TrackerSettings
 from services.tracker.workers import TrackerWorkers, sync_directory
 from shared import topics
@@ -66,8 +66,7 @@ def following(settings: TrackerSettings) -> Iterator[Directory]:
 def relay_all(factory: sessionmaker[Session], broker: Broker) -> None:
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
     try:
-        while relay_once(factory, producer, now=NOW):
-            pass
+        drain(factory, producer, now=NOW)
     finally:
         producer.close()
 
