@@ -50,6 +50,7 @@ from shared.db import UnitOfWork, make_engine, make_session_factory
 from shared.events import ProgressReport, ProgressReportSubmitted, encode
 from shared.kafka import ensure_topics
 from shared.migrations import upgrade_head
+from shared.vocabulary import DeadlineKind
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = dt.datetime(2022, 7, 1, 9, 0, tzinfo=SHANGHAI)
@@ -67,7 +68,9 @@ def catalog(size: int, *, code: str) -> ParsedDocument:
             lead_units=(f"基准单位{n % 20:02d}",),
             co_units=(),
             leaders=("基准领导",),
-            deadline=Deadline(text="年底前完成", kind="complete", due=dt.date(2022, 12, 31)),
+            deadline=Deadline(
+                text="年底前完成", kind=DeadlineKind.COMPLETE, due=dt.date(2022, 12, 31)
+            ),
             milestones=(),
             targets=(),
             line=n,

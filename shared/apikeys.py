@@ -13,8 +13,10 @@ import secrets
 import zlib
 from dataclasses import dataclass
 
+from shared.vocabulary import PrincipalRole
+
 PREFIX = "dbn"
-ROLES = ("unit", "supervisor", "leader", "admin", "operator")
+ROLES = tuple(PrincipalRole)
 # dbn_supervisor_<8>_<32>_<6> is 60 characters; anything much longer is not a key.
 MAX_KEY_LENGTH = 100
 SECRET_BITS = 160
@@ -76,8 +78,3 @@ def claimed_key_id(plaintext: str) -> str | None:
     """The key id a well-formed token claims, for audit records of failed attempts."""
     parsed = parse_key(plaintext)
     return parsed[1] if parsed else None
-
-
-def matches(plaintext: str, key_hash: str) -> bool:
-    """Constant-time comparison of a presented key against a stored hash."""
-    return hmac.compare_digest(hash_key(plaintext), key_hash)

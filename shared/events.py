@@ -29,15 +29,14 @@ from pydantic import (
     TypeAdapter,
 )
 
+from shared.vocabulary import Light, PrincipalRole, TaskStatus
+
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-
-
-LightName = Literal["green", "yellow", "red", "blue", "grey"]
 
 
 class Frozen(BaseModel):
@@ -115,11 +114,11 @@ class TaskConditionChanged(EventBase):
     task_code: ShortText
     title: str
     section: str | None
-    light: LightName
-    previous_light: LightName | None
+    light: Light
+    previous_light: Light | None
     light_since: AwareDatetime
     reasons: list[str]
-    status: Literal["not_started", "in_progress", "returned", "completion_requested", "closed"]
+    status: TaskStatus
     due: dt.date | None
     original_due: dt.date | None
     days_overdue: int = Field(ge=0)
@@ -164,7 +163,7 @@ class ApiKeyPublished(EventBase):
     schema_version: Literal[1] = 1
     key_id: ShortText
     key_hash: Sha256
-    role: Literal["unit", "supervisor", "leader", "admin", "operator"]
+    role: PrincipalRole
     unit: str | None
     expires_at: AwareDatetime | None
     revoked: bool
@@ -181,7 +180,6 @@ class TaskAssignmentPublished(EventBase):
     accepting_reports: bool
 
 
-ReportEvent = ProgressReportSubmitted
 DirectoryEvent = Annotated[
     ApiKeyPublished | TaskAssignmentPublished, Field(discriminator="event_type")
 ]

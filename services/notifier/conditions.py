@@ -14,10 +14,12 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.types import Text
 
-from services.notifier.escalation.engine import STOP_LIGHTS, STOP_STATUSES, TaskCondition
+from services.notifier.escalation.engine import TaskCondition
+from services.notifier.escalation.engine import is_stopped as is_stopped
 from services.notifier.orm import TaskCondition as TaskConditionRow
 from shared.clock import end_of_day, shanghai_date
 from shared.events import TaskConditionChanged
+from shared.vocabulary import Light, TaskStatus
 
 log = structlog.get_logger(__name__)
 
@@ -38,9 +40,9 @@ def condition_at(event: TaskConditionChanged, *, now: dt.datetime) -> TaskCondit
     """
     today = shanghai_date(now)
     days_overdue = 0
-    if event.due is not None and event.status != "closed" and today > event.due:
+    if event.due is not None and event.status is not TaskStatus.CLOSED and today > event.due:
         days_overdue = (today - event.due).days
-    elif event.light == "red":
+    elif event.light is Light.RED:
         # Red for a missing report, not for the deadline: keep what the tracker said.
         days_overdue = event.days_overdue
     extended = (
@@ -50,7 +52,7 @@ def condition_at(event: TaskConditionChanged, *, now: dt.datetime) -> TaskCondit
         and today <= event.due
     )
     red_since = event.red_since
-    if event.light == "red" and red_since is None:
+    if event.light is Light.RED and red_since is None:
         red_since = event.light_since
     return TaskCondition(
         task_id=event.task_code,
@@ -59,8 +61,8 @@ def condition_at(event: TaskConditionChanged, *, now: dt.datetime) -> TaskCondit
         status=event.status,
         reasons_zh=tuple(event.reasons),
         days_overdue=days_overdue,
-        red_since=red_since if event.light == "red" else None,
-        yellow_since=event.light_since if event.light == "yellow" else None,
+        red_since=red_since if event.light is Light.RED else None,
+        yellow_since=event.light_since if event.light is Light.YELLOW else None,
         report_due_at=event.report_due_at,
         lead_units=tuple(event.lead_units),
         co_units=tuple(event.co_units),
@@ -92,11 +94,6 @@ def condition_from_json(data: Mapping[str, Any]) -> TaskCondition:
     for name in _TUPLES:
         fields[name] = tuple(fields.get(name) or ())
     return TaskCondition(**fields)
-
-
-def is_stopped(condition: TaskCondition) -> bool:
-    """Nothing escalates for this task whatever the policy says (completed, closed, extended)."""
-    return condition.extended or condition.status in STOP_STATUSES or condition.light in STOP_LIGHTS
 
 
 def load_conditions(

@@ -23,13 +23,16 @@ from services.notifier.orm import (
 )
 from shared.events import ApiKeyPublished, TaskConditionChanged
 from shared.kafka import MessagePosition, Outcome
+from shared.vocabulary import PrincipalRole
 
 # Who may do what with escalations (roles of the directory's API keys).
-OFFICE_ROLES = frozenset({"supervisor", "admin"})  # 督查室: snoozes, any acknowledgement
-SEES_EVERYTHING = frozenset({"supervisor", "admin", "operator", "leader"})
-ACKNOWLEDGES_ANY = frozenset({"supervisor", "admin", "leader"})
+# 督查室: snoozes, any acknowledgement
+OFFICE_ROLES = frozenset({PrincipalRole.SUPERVISOR, PrincipalRole.ADMIN})
+SEES_EVERYTHING = frozenset(
+    {PrincipalRole.SUPERVISOR, PrincipalRole.ADMIN, PrincipalRole.OPERATOR, PrincipalRole.LEADER}
+)
+ACKNOWLEDGES_ANY = frozenset({PrincipalRole.SUPERVISOR, PrincipalRole.ADMIN, PrincipalRole.LEADER})
 MAX_SNOOZE = dt.timedelta(days=180)
-ROLE_NAMES_ZH = {"admin": "系统管理员", "leader": "分管领导", "operator": "运维"}
 
 
 class Refused(Exception):
@@ -173,11 +176,11 @@ def _check_level(policy: EscalationPolicy, level: int | None) -> None:
 
 
 def _actor_name(who: ApiKeyPublished, office: str) -> str:
-    if who.role == "unit":
+    if who.role == PrincipalRole.UNIT:
         return _unit_of(who)
-    if who.role == "supervisor":
+    if who.role == PrincipalRole.SUPERVISOR:
         return office
-    return who.unit or ROLE_NAMES_ZH.get(who.role, who.role)
+    return who.unit or who.role.label_zh
 
 
 def acknowledge(
@@ -206,7 +209,7 @@ def acknowledge(
         )
         .limit(1)
     )
-    if who.role == "unit":
+    if who.role == PrincipalRole.UNIT:
         unit = _unit_of(who)
         if unit not in _responsible_units(condition):
             raise Refused("not_responsible", f"{unit}不是任务 {task_code} 的责任单位", 403)
@@ -215,7 +218,7 @@ def acknowledge(
         raise Refused("not_allowed", "只有责任单位、督查室或分管领导可以签收", 403)
     if session.execute(delivered).first() is None:
         name = policy.level(level).name
-        whom = "本单位" if who.role == "unit" else ""
+        whom = "本单位" if who.role == PrincipalRole.UNIT else ""
         raise Refused(
             "nothing_to_acknowledge",
             f"任务 {task_code} 没有已送达{whom}的{name}通知可签收",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -18,35 +17,28 @@ from sqlalchemy.orm import Session
 from services.tracker import outbox
 from services.tracker.auth import Principal
 from services.tracker.domain import workflow as rules
-from services.tracker.domain.workflow import Role, RuleViolation, TaskStatus, WorkflowState
+from services.tracker.domain.workflow import Role, RuleViolation, WorkflowState
 from services.tracker.orm import ExtensionDecision, Report, Task, TaskAction
 from services.tracker.service import lock_task, publish_assignment, reevaluate
 from shared import topics
 from shared.events import TaskActionRecorded, new_event_id
+from shared.vocabulary import PrincipalRole, TaskStatus, UnitRole
 
 
 class TaskNotFound(LookupError):
     """No such task, or one the caller may not see (they look the same on purpose)."""
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who acts, and in which role towards this task."""
-
-    principal: Principal
-    role: Role | None
-
-
 def role_towards(principal: Principal, task: Task) -> Role | None:
     """The caller's role for this task, or None if it has none."""
-    if principal.role == "supervisor":
+    if principal.role == PrincipalRole.SUPERVISOR:
         return Role.SUPERVISOR
-    if principal.role == "leader":
+    if principal.role == PrincipalRole.LEADER:
         return Role.SUPERVISING_LEADER
-    if principal.role == "unit":
+    if principal.role == PrincipalRole.UNIT:
         for assignment in task.assignments:
             if assignment.unit_id == principal.unit_id:
-                return Role.LEAD_UNIT if assignment.role == "lead" else Role.CO_UNIT
+                return Role.LEAD_UNIT if assignment.role == UnitRole.LEAD else Role.CO_UNIT
     return None
 
 
@@ -182,7 +174,9 @@ def return_report(
     task, role = load_for_action(session, code=code, principal=principal)
     latest = session.execute(
         select(Report)
-        .where(Report.task_id == task.id, Report.role == "lead", Report.returned_at.is_(None))
+        .where(
+            Report.task_id == task.id, Report.role == UnitRole.LEAD, Report.returned_at.is_(None)
+        )
         .order_by(Report.submitted_at.desc())
         .limit(1)
     ).scalar_one_or_none()

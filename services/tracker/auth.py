@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from services.tracker.orm import ApiKey
 from shared.apikeys import hash_key, parse_key
 from shared.edge.principal import bearer, bearer_token, unauthorized
+from shared.vocabulary import PrincipalRole
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class Principal:
     """Who is calling: a role, the unit of a unit key, the leader of a leader key."""
 
     key_id: str
-    role: str
+    role: PrincipalRole
     unit: str | None
     unit_id: int | None
     leader: str | None = None
@@ -39,7 +40,7 @@ def authenticate(session: Session, token: str, *, now: dt.datetime) -> Principal
         raise unauthorized("API 密钥已过期 (expired API key)")
     return Principal(
         key_id=key.key_id,
-        role=key.role,
+        role=PrincipalRole(key.role),
         unit=key.unit.name if key.unit else None,
         unit_id=key.unit_id,
         leader=key.leader,

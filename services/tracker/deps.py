@@ -13,10 +13,13 @@ from services.tracker.orm import Task
 from services.tracker.service import lock_task
 from shared.db import UnitOfWork
 from shared.edge.principal import admit
+from shared.vocabulary import PrincipalRole
 
 # Who may read task data at all; an operator key runs the service and sees none of it.
-TASK_READERS = frozenset({"unit", "supervisor", "leader", "admin"})
-SEES_EVERY_TASK = frozenset({"supervisor", "admin"})
+TASK_READERS = frozenset(
+    {PrincipalRole.UNIT, PrincipalRole.SUPERVISOR, PrincipalRole.LEADER, PrincipalRole.ADMIN}
+)
+SEES_EVERY_TASK = frozenset({PrincipalRole.SUPERVISOR, PrincipalRole.ADMIN})
 
 
 def get_uow(request: Request) -> Iterator[UnitOfWork]:
@@ -78,7 +81,7 @@ def forbidden(code: str, message: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, detail={"code": code, "message": message})
 
 
-def require_roles(*roles: str) -> Callable[[Principal], Principal]:
+def require_roles(*roles: PrincipalRole) -> Callable[[Principal], Principal]:
     """A dependency admitting only callers with one of `roles`."""
 
     def check(who: PrincipalDep) -> Principal:
@@ -103,9 +106,9 @@ def may_see(who: Principal, task: Task) -> bool:
     """Whether `who` may see this task: office and admin all, units theirs, leaders theirs."""
     if who.role in SEES_EVERY_TASK:
         return True
-    if who.role == "unit":
+    if who.role == PrincipalRole.UNIT:
         return any(a.unit_id == who.unit_id for a in task.assignments)
-    if who.role == "leader":
+    if who.role == PrincipalRole.LEADER:
         return who.leader is not None and who.leader in task.leaders
     return False
 

@@ -5,17 +5,27 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from services.tracker.catalog.diff import diff_catalog
-from services.tracker.catalog.model import ParsedDocument, ParsedTask, decimal_to_json
+from services.tracker.catalog.model import (
+    CadenceName,
+    Deadline,
+    ParsedDocument,
+    ParsedTask,
+    decimal_to_json,
+)
+from services.tracker.catalog.model import Milestone as ParsedMilestone
+from services.tracker.catalog.model import PlanGoal as ParsedGoal
+from services.tracker.catalog.model import Target as ParsedTarget
 from services.tracker.catalog.units import unit_kind
 from services.tracker.orm import Document, Milestone, PlanGoal, Target, Task, TaskUnit, Unit
 from services.tracker.service import publish_assignment
 from shared.locks import AdvisoryLock
+from shared.vocabulary import DeadlineKind, Light, TaskStatus, UnitRole
 
 # One import at a time across every replica: pg_advisory_xact_lock on this key .
 # Imports share the unit directory, so two documents naming the same new unit serialise too.
@@ -47,41 +57,46 @@ class ImportResult:
         }
 
 
-def _stored_task(task: Task) -> dict[str, Any]:
-    """A stored task in the parser's JSON shape, so the catalog diff can compare the two."""
-    return {
-        "section": task.section,
-        "item": task.item,
-        "text": task.text,
-        "lead_units": task.lead_units,
-        "co_units": task.co_units,
-        "leaders": list(task.leaders),
-        "deadline": {
-            "text": task.deadline_text,
-            "kind": task.deadline_kind,
-            "due": task.due_date.isoformat() if task.due_date else None,
-            "cadence": task.cadence,
-        },
-        "milestones": [
-            {"text": m.text, "due": m.due_date.isoformat() if m.due_date else None}
-            for m in task.milestones
-        ],
-        "targets": [
-            {"indicator": t.indicator, "value": decimal_to_json(t.value), "unit": t.unit}
-            for t in task.targets
-        ],
-    }
+def _as_parsed(task: Task) -> ParsedTask:
+    """A stored task as the parser would have read it, so the catalog diff compares the two
+    in the one shape `task_to_json_dict` defines."""
+    return ParsedTask(
+        code=task.code,
+        section=task.section,
+        item=task.item or "",
+        text=task.text,
+        text_original=task.text_original or task.text,
+        lead_units=tuple(task.lead_units),
+        co_units=tuple(task.co_units),
+        leaders=tuple(task.leaders),
+        deadline=Deadline(
+            text=task.deadline_text,
+            kind=DeadlineKind(task.deadline_kind),
+            due=task.due_date,
+            # Stored from a parsed deadline, so it is one of the parser's cadence names.
+            cadence=cast(CadenceName | None, task.cadence),
+            summary_due=task.summary_due,
+        ),
+        milestones=tuple(ParsedMilestone(text=m.text, due=m.due_date) for m in task.milestones),
+        targets=tuple(
+            ParsedTarget(indicator=t.indicator, value=t.value, unit=t.unit) for t in task.targets
+        ),
+        line=task.source_line or 0,
+    )
 
 
-def _stored_goal(goal: PlanGoal) -> dict[str, Any]:
-    return {
-        "section": goal.section,
-        "item": goal.item,
-        "title": goal.title,
-        "text": goal.text,
-        "start_year": goal.start_year,
-        "end_year": goal.end_year,
-    }
+def _as_parsed_goal(goal: PlanGoal) -> ParsedGoal:
+    return ParsedGoal(
+        code=goal.code,
+        section=goal.section,
+        item=goal.item,
+        text=goal.text,
+        text_original=goal.text_original,
+        line=0,
+        title=goal.title,
+        start_year=goal.start_year,
+        end_year=goal.end_year,
+    )
 
 
 class _Units:
@@ -116,8 +131,8 @@ def _apply(task: Task, parsed: ParsedTask, units: _Units, year: int) -> None:
     task.cadence = parsed.deadline.cadence
     task.summary_due = parsed.deadline.summary_due
     task.start_date = dt.date(year, 1, 1)
-    wanted = [(units.get(n), "lead") for n in parsed.lead_units]
-    wanted += [(units.get(n), "co") for n in parsed.co_units if n not in parsed.lead_units]
+    wanted = [(units.get(n), UnitRole.LEAD) for n in parsed.lead_units]
+    wanted += [(units.get(n), UnitRole.CO) for n in parsed.co_units if n not in parsed.lead_units]
     if [(a.unit_id, a.role) for a in task.assignments] != [(u.id, r) for u, r in wanted]:
         task.assignments.clear()
         units.session.flush()
@@ -193,8 +208,8 @@ def import_document(session: Session, parsed: ParsedDocument, *, now: dt.datetim
             select(PlanGoal).where(PlanGoal.document_id == document.id)
         ).scalars()
     }
-    stored: dict[str, dict[str, Any]] = {code: _stored_task(t) for code, t in tasks.items()}
-    stored.update({code: _stored_goal(g) for code, g in goals.items()})
+    stored: dict[str, ParsedTask | ParsedGoal] = {code: _as_parsed(t) for code, t in tasks.items()}
+    stored.update({code: _as_parsed_goal(g) for code, g in goals.items()})
     diff = diff_catalog(stored, parsed)
     touched = set(diff.added) | {code for code, _ in diff.changed}
     result.added = [code for code in diff.added if code not in goals]
@@ -211,9 +226,9 @@ def import_document(session: Session, parsed: ParsedDocument, *, now: dt.datetim
             task = Task(
                 code=parsed_task.code,
                 document_id=document.id,
-                status="not_started",
+                status=TaskStatus.NOT_STARTED,
                 percent=0,
-                light="green",
+                light=Light.GREEN,
                 light_reasons=[],
                 days_overdue=0,
                 reported_periods=[],

@@ -11,6 +11,7 @@ from services.tracker.orm import ApiKey, Task, Unit
 from services.tracker.service import publish_key
 from shared.apikeys import ROLES, IssuedKey, issue_key
 from shared.textguard import check_text
+from shared.vocabulary import PrincipalRole
 
 
 class UnknownKeyOrUnit(LookupError):
@@ -38,13 +39,13 @@ def _scope(
 ) -> Unit | None:
     if role not in ROLES:
         raise InvalidKeyRequest("role", f"未知角色 (unknown role {role!r})")
-    if role != "unit" and unit_name is not None:
+    if role != PrincipalRole.UNIT and unit_name is not None:
         raise InvalidKeyRequest("unit", "只有 unit 角色的密钥属于单位 (only unit keys have a unit)")
-    if role != "leader" and leader is not None:
+    if role != PrincipalRole.LEADER and leader is not None:
         raise InvalidKeyRequest(
             "leader", "只有 leader 角色的密钥属于分管领导 (only leader keys have a leader)"
         )
-    if role == "leader":
+    if role == PrincipalRole.LEADER:
         if not leader:
             raise InvalidKeyRequest(
                 "leader", "leader 密钥须指明分管领导 (a leader key needs a leader)"
@@ -54,7 +55,7 @@ def _scope(
         ).first()
         if known is None:
             raise UnknownName("leader", f"未知分管领导 (no task names leader {leader})")
-    if role != "unit":
+    if role != PrincipalRole.UNIT:
         return None
     if not unit_name:
         raise InvalidKeyRequest("unit", "unit 密钥须指明单位 (a unit key needs a unit)")
@@ -89,7 +90,7 @@ def create_key(
         role=role,
         unit=unit,
         unit_id=unit.id if unit else None,
-        leader=leader if role == "leader" else None,
+        leader=leader if role == PrincipalRole.LEADER else None,
         label=label,
         expires_at=expires_at,
         created_at=now,

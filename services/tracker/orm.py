@@ -27,6 +27,14 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from services.tracker.domain.progress import (
+    IndicatorProgress,
+    MilestoneProgress,
+    ProgressNode,
+    task_progress,
+)
+from shared.vocabulary import UnitRole
+
 SCHEMA = "tracker"
 
 Timestamp = DateTime(timezone=True)
@@ -168,12 +176,25 @@ class Task(Base):
     @property
     def lead_units(self) -> list[str]:
         """Names of the lead units (牵头单位), in document order."""
-        return [a.unit.name for a in self.assignments if a.role == "lead"]
+        return [a.unit.name for a in self.assignments if a.role == UnitRole.LEAD]
 
     @property
     def co_units(self) -> list[str]:
         """Names of the co-units (配合单位), in document order."""
-        return [a.unit.name for a in self.assignments if a.role == "co"]
+        return [a.unit.name for a in self.assignments if a.role == UnitRole.CO]
+
+    @property
+    def progress(self) -> float | None:
+        """Progress rolled up from milestones and numeric targets, else the reported percent."""
+        nodes: list[ProgressNode] = [
+            MilestoneProgress(name=m.text, done=m.done_at is not None) for m in self.milestones
+        ]
+        nodes += [
+            IndicatorProgress(name=t.indicator, target=float(t.value), actual=float(t.actual or 0))
+            for t in self.targets
+            if t.value > 0
+        ]
+        return task_progress(self.percent, reported=self.last_report_at is not None, nodes=nodes)
 
     @property
     def effective_due(self) -> dt.date | None:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from services.tracker import metrics, outbox
 from services.tracker.assessment import assess, period_for_report
 from services.tracker.domain import workflow as rules
-from services.tracker.domain.workflow import Role, RuleViolation, TaskStatus, WorkflowState
+from services.tracker.domain.workflow import Role, RuleViolation, WorkflowState
 from services.tracker.orm import (
     ApiKey,
     OutboxMessage,
@@ -35,10 +35,9 @@ from shared.events import (
     new_event_id,
 )
 from shared.kafka import MessagePosition, Outcome, PoisonMessage
+from shared.vocabulary import ACCEPTING_REPORTS, TaskStatus, UnitRole
 
 log = structlog.get_logger(__name__)
-
-ACCEPTING_STATUSES = frozenset({"not_started", "in_progress", "returned"})
 
 
 class UnknownTask(PoisonMessage):
@@ -118,7 +117,7 @@ def apply_report(
             submitted_at=event.occurred_at,
         )
     )
-    actor = Role.LEAD_UNIT if role == "lead" else Role.CO_UNIT
+    actor = Role.LEAD_UNIT if role == UnitRole.LEAD else Role.CO_UNIT
     try:
         after = rules.submit_report(
             WorkflowState(status=TaskStatus(task.status)), actor=actor, at=event.occurred_at
@@ -128,7 +127,7 @@ def apply_report(
         # does not move the task (e.g. it arrived after the completion request).
         log.warning("report.recorded_only", task=task.code, rule=violation.code)
         after = None
-    if role == "lead" and after is not None:
+    if role == UnitRole.LEAD and after is not None:
         # The lead unit's report is the task's consolidated report.
         task.status = after.status.value
         task.return_comment = after.return_comment_zh
@@ -239,12 +238,6 @@ def scan_due_tasks(session: Session, *, now: dt.datetime, batch_size: int) -> in
     return len(tasks)
 
 
-def schedule_all(session: Session, *, now: dt.datetime) -> None:
-    """Make every open task due for evaluation now (after an import or a policy change)."""
-    for task in session.execute(select(Task).where(Task.status != "closed")).scalars():
-        task.next_evaluation_at = now
-
-
 def key_entry(key: ApiKey, *, now: dt.datetime) -> ApiKeyPublished | None:
     """A key's directory entry; None once revoked (published as a tombstone)."""
     if key.revoked_at is not None:
@@ -269,7 +262,7 @@ def assignment_entry(task: Task, *, now: dt.datetime) -> TaskAssignmentPublished
         task_code=task.code,
         lead_units=task.lead_units,
         co_units=task.co_units,
-        accepting_reports=task.status in ACCEPTING_STATUSES,
+        accepting_reports=task.status in ACCEPTING_REPORTS,
     )
 
 

@@ -7,10 +7,10 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.tracker.assessment import progress_of
 from services.tracker.orm import Report, Task
+from shared.vocabulary import Light, TaskStatus
 
 
 class MilestoneView(BaseModel):
@@ -51,6 +51,9 @@ class ReportView(BaseModel):
 class TaskSummary(BaseModel):
     """A task as listed."""
 
+    # By attribute name from a stored task, by field name when TaskDetail extends a summary.
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True, validate_by_alias=True)
+
     code: str
     section: str | None
     item: str | None
@@ -60,12 +63,12 @@ class TaskSummary(BaseModel):
     leaders: list[str]
     deadline_text: str
     deadline_kind: str
-    due: dt.date | None
-    original_due: dt.date | None
-    status: str
+    due: dt.date | None = Field(validation_alias="effective_due")
+    original_due: dt.date | None = Field(validation_alias="due_date")
+    status: TaskStatus
     percent: int = Field(description="牵头单位最近报送的完成进度")
     progress: float | None = Field(description="按节点和指标加权汇总的进度")
-    light: str
+    light: Light
     light_reasons: list[str]
     days_overdue: int
     last_report_at: dt.datetime | None
@@ -120,34 +123,15 @@ class TaskPage(BaseModel):
     offset: int
 
 
-def task_summary(task: Task) -> dict[str, Any]:
-    """Fields shared by the list and detail views."""
-    return {
-        "code": task.code,
-        "section": task.section,
-        "item": task.item,
-        "text": task.text,
-        "lead_units": task.lead_units,
-        "co_units": task.co_units,
-        "leaders": list(task.leaders),
-        "deadline_text": task.deadline_text,
-        "deadline_kind": task.deadline_kind,
-        "due": task.effective_due,
-        "original_due": task.due_date,
-        "status": task.status,
-        "percent": task.percent,
-        "progress": progress_of(task),
-        "light": task.light,
-        "light_reasons": list(task.light_reasons),
-        "days_overdue": task.days_overdue,
-        "last_report_at": task.last_report_at,
-    }
+def task_summary(task: Task) -> TaskSummary:
+    """The list view of a task."""
+    return TaskSummary.model_validate(task)
 
 
 def task_detail(task: Task, reports: list[Report]) -> TaskDetail:
     """The detail view of a task."""
     return TaskDetail(
-        **task_summary(task),
+        **task_summary(task).model_dump(),
         text_original=task.text_original,
         cadence=task.cadence,
         report_due_at=task.report_due_at,

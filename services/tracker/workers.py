@@ -23,6 +23,7 @@ from shared.clock import Clock
 from shared.db import UnitOfWork
 from shared.directory import Directory, DirectoryFollower
 from shared.kafka import ConsumerLoop, ensure_topics, make_producer
+from shared.vocabulary import Light, UnitRole
 
 log = structlog.get_logger(__name__)
 
@@ -65,7 +66,7 @@ def refresh_business_gauges(session_factory: sessionmaker[Session]) -> None:
             select(Task.light, Unit.name, func.count())
             .join(TaskUnit, TaskUnit.task_id == Task.id)
             .join(Unit, Unit.id == TaskUnit.unit_id)
-            .where(TaskUnit.role == "lead")
+            .where(TaskUnit.role == UnitRole.LEAD)
             .group_by(Task.light, Unit.name)
         ).all()
         by_section = db.execute(
@@ -88,7 +89,7 @@ def refresh_business_gauges(session_factory: sessionmaker[Session]) -> None:
             gauge.labels(light, name).set(count)
     metrics.OVERDUE_BY_LEADER.clear()
     for light, name, count in by_leader:
-        if light == "red":
+        if light == Light.RED:
             metrics.OVERDUE_BY_LEADER.labels(name).set(count)
     metrics.OUTBOX_BACKLOG.set(outbox.backlog(session_factory))
 

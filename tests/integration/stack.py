@@ -19,7 +19,6 @@ from services.notifier.settings import NotifierSettings
 from services.tracker.api import create_app as create_tracker
 from services.tracker.catalog.model import (
     Deadline,
-    DeadlineKind,
     Milestone,
     ParsedDocument,
     ParsedTask,
@@ -30,6 +29,7 @@ from services.tracker.settings import TrackerSettings
 from services.tracker.workers import scan_once
 from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
+from shared.vocabulary import DeadlineKind
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ def demo_document() -> ParsedDocument:
                 "市发展改革委",
                 "市统计局",
                 dt.date(2022, 6, 30),
-                "complete",
+                DeadlineKind.COMPLETE,
             ),
             task(
                 2,
@@ -105,9 +105,16 @@ def demo_document() -> ParsedDocument:
                 "市工业和信息化局",
                 "市通信管理局",
                 dt.date(2022, 12, 31),
-                "complete",
+                DeadlineKind.COMPLETE,
             ),
-            task(3, "持续优化营商环境。", "市政务服务办", "市发展改革委", None, "continuous"),
+            task(
+                3,
+                "持续优化营商环境。",
+                "市政务服务办",
+                "市发展改革委",
+                None,
+                DeadlineKind.CONTINUOUS,
+            ),
         ),
     )
 

@@ -30,6 +30,7 @@ from services.tracker.keys import create_key, revoke_key
 from services.tracker.orm import Task
 from shared.apikeys import hash_key, issue_key
 from shared.db import UnitOfWork
+from shared.vocabulary import DeadlineKind
 from tests.conftest import TEMPLATE
 from tests.integration.stack import Stack, running_stack, wait_until
 
@@ -60,7 +61,7 @@ def security_document() -> ParsedDocument:
             lead_units=(lead,),
             co_units=(co,),
             leaders=(leader,),
-            deadline=Deadline(text="年底前完成", kind="complete", due=due),
+            deadline=Deadline(text="年底前完成", kind=DeadlineKind.COMPLETE, due=due),
             milestones=(),
             targets=(),
             line=n,

@@ -23,6 +23,7 @@ from shared.events import (
     decode_task_event,
     encode,
 )
+from shared.vocabulary import Light
 from tests.event_contract import UNKNOWN_FIELD, grown_example, with_unknown_fields
 
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.json"))
@@ -118,6 +119,6 @@ def test_events_are_frozen_and_reject_unknown_fields() -> None:
     data = json.loads((EXAMPLES_DIR / "task.condition_changed.v1.json").read_bytes())
     event = TaskConditionChanged.model_validate(data)
     with pytest.raises(ValidationError):
-        event.light = "green"  # type: ignore[misc]
+        event.light = Light.GREEN  # type: ignore[misc]
     with pytest.raises(ValidationError):
         TaskConditionChanged.model_validate({**data, "acting_unit": "市财政局"})

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from services.notifier.escalation.engine import Recipient
 from services.notifier.escalation.policy import ChannelKind, RecipientRole
+from services.notifier.escalation.reloader import FileReloader
 from services.notifier.escalation.yamlmarks import MarkedFileError, Problem, load_marked
 
 
@@ -200,36 +201,17 @@ class ContactBook:
         return problems
 
 
-class ContactsReloader:
-    """Holds the contact book in force and reloads it when its file changes.
+class ContactsReloader(FileReloader[ContactBook]):
+    """The contact book in force, reloaded when its file changes (see FileReloader).
 
     No path means an empty book (only the inbox reaches anyone). A malformed file raises
-    ContactsError at start-up; a later malformed edit raises on refresh and the book already
-    in force stays in force.
+    ContactsError.
     """
 
     def __init__(self, path: str | Path | None) -> None:
-        self.path = Path(path) if path is not None else None
-        self._stamp = self._file_stamp()
-        self.book = ContactBook.load(self.path) if self.path is not None else ContactBook({})
+        super().__init__(path, ContactBook.load, empty=lambda: ContactBook({}))
 
-    def _file_stamp(self) -> tuple[int, int] | None:
-        if self.path is None:
-            return None
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
-
-    def refresh(self) -> bool:
-        """Reload if the file changed; True when a new book was loaded."""
-        if self.path is None:
-            return False
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
-            return False
-        book = ContactBook.load(self.path)
-        self._stamp = stamp
-        self.book = book
-        return True
+    @property
+    def book(self) -> ContactBook:
+        """The contact book in force."""
+        return self.value

@@ -22,12 +22,10 @@ from services.notifier.escalation.policy import (
     RecipientRole,
     Trigger,
 )
+from shared.vocabulary import FINISHED_STATUSES, Light, TaskStatus
 
-LIGHTS = frozenset({"green", "yellow", "red", "blue", "grey"})
-STATUSES = frozenset({"not_started", "in_progress", "completion_requested", "returned", "closed"})
 # Completion awaiting sign-off (blue) and closure (grey) end escalation whatever else holds.
-STOP_STATUSES = frozenset({"completion_requested", "closed"})
-STOP_LIGHTS = frozenset({"blue", "grey"})
+STOP_LIGHTS = frozenset({Light.BLUE, Light.GREY})
 
 # Fixed forever: changing it would change every notification id and defeat idempotency.
 NOTIFICATION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:duban:notifier:escalation")
@@ -75,9 +73,9 @@ class TaskCondition:
     def __post_init__(self) -> None:
         if not self.task_id:
             raise ValueError("task_id is empty")
-        if self.light not in LIGHTS:
+        if self.light not in tuple(Light):
             raise ValueError(f"task {self.task_id}: unknown light {self.light!r}")
-        if self.status not in STATUSES:
+        if self.status not in tuple(TaskStatus):
             raise ValueError(f"task {self.task_id}: unknown status {self.status!r}")
         if self.days_overdue < 0:
             raise ValueError(f"task {self.task_id}: days_overdue is negative")
@@ -85,9 +83,9 @@ class TaskCondition:
             _require_aware(f"task {self.task_id}: {name}", getattr(self, name))
         # Without the start of the light there is no episode to dedupe against, and the
         # task would be re-notified every window.
-        if self.light == "red" and self.red_since is None:
+        if self.light == Light.RED and self.red_since is None:
             raise ValueError(f"task {self.task_id}: red without red_since")
-        if self.light == "yellow" and self.yellow_since is None:
+        if self.light == Light.YELLOW and self.yellow_since is None:
             raise ValueError(f"task {self.task_id}: yellow without yellow_since")
         for name in ("reasons_zh", "lead_units", "co_units", "leaders"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
@@ -292,8 +290,9 @@ def _recipients(role: RecipientRole, task: TaskCondition, policy: EscalationPoli
     return [name for name in dict.fromkeys(names) if name]
 
 
-def _stopped(task: TaskCondition) -> bool:
-    return task.extended or task.status in STOP_STATUSES or task.light in STOP_LIGHTS
+def is_stopped(task: TaskCondition) -> bool:
+    """Nothing escalates for this task whatever the policy says (completed, closed, extended)."""
+    return task.extended or task.status in FINISHED_STATUSES or task.light in STOP_LIGHTS
 
 
 @dataclass
@@ -309,7 +308,7 @@ def _plan_task(
 ) -> tuple[list[PlannedNotification], list[RecipientGap]]:
     task = ctx.task
     zone = policy.zone
-    if _stopped(task):
+    if is_stopped(task):
         return [], []
     if any(s.level is None and s.until > now for s in ctx.snoozes):
         return [], []
@@ -503,18 +502,6 @@ def evaluate(
         )
     )
     return Plan(tuple(notifications), tuple(gaps), window, policy.fingerprint)
-
-
-def plan(
-    conditions: Iterable[TaskCondition],
-    history: Iterable[SentRecord],
-    acks: Iterable[Ack],
-    snoozes: Iterable[Snooze],
-    policy: EscalationPolicy,
-    now: datetime,
-) -> list[PlannedNotification]:
-    """The notifications due at `now`, deduplicated, inhibited and throttled by the policy."""
-    return list(evaluate(conditions, history, acks, snoozes, policy, now).notifications)
 
 
 def digest_id(

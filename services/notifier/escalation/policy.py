@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from services.notifier.escalation.reloader import FileReloader
 from services.notifier.escalation.yamlmarks import Loc, MarkedFileError, Problem, load_marked
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
@@ -41,7 +42,9 @@ class ChannelKind(StrEnum):
     INBOX = "inbox"  # stored and served by the notifier's API; needs no contact
 
 
-Light = Literal["yellow", "red"]
+# The lights a trigger can wait for (values of shared.vocabulary.Light; blue and grey stop
+# escalation, green starts nothing). Spelled as strings so a bad policy reads 'yellow' or 'red'.
+TriggerLight = Literal["yellow", "red"]
 
 
 class PolicyError(MarkedFileError):
@@ -63,7 +66,7 @@ class _Strict(BaseModel):
 class Trigger(_Strict):
     """One way a level can start; every field that is set must hold."""
 
-    light: Light | None = None
+    light: TriggerLight | None = None
     for_days: int = Field(default=0, ge=0, description="days in that light, Asia/Shanghai days")
     min_days_overdue: int | None = Field(default=None, ge=1)
     report_due_within_days: int | None = Field(default=None, ge=0)
@@ -131,7 +134,7 @@ class Level(_Strict):
 class InhibitRule(_Strict):
     """While a task shows `if_light`, the listed levels are not sent for it."""
 
-    if_light: Light
+    if_light: TriggerLight
     suppress_levels: tuple[int, ...] = Field(min_length=1)
 
 
@@ -233,37 +236,20 @@ def load_policy(path: str | Path) -> EscalationPolicy:
     return parse_policy(text, str(file))
 
 
-class PolicyReloader:
-    """Holds the policy in force and reloads it when its file changes.
+class PolicyReloader(FileReloader[EscalationPolicy]):
+    """The policy in force, reloaded when its file changes (see FileReloader).
 
-    At start-up a malformed file raises PolicyError (the service must not start). A later
-    malformed edit raises on every refresh until fixed, but the policy already in force
-    stays in force, so a typo made while the service runs does not stop escalation.
+    A malformed file raises PolicyError. An edit that changes only comments or layout (same
+    fingerprint) is not a change.
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._stamp = self._file_stamp()
-        self.policy = load_policy(self.path)
+        super().__init__(path, load_policy, same=lambda a, b: a.fingerprint == b.fingerprint)
 
-    def _file_stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
-
-    def refresh(self) -> bool:
-        """Reload if the file changed; True when the policy's meaning changed."""
-        stamp = self._file_stamp()
-        if stamp == self._stamp:
-            return False
-        candidate = load_policy(self.path)
-        self._stamp = stamp
-        if candidate.fingerprint == self.policy.fingerprint:
-            return False
-        self.policy = candidate
-        return True
+    @property
+    def policy(self) -> EscalationPolicy:
+        """The policy in force."""
+        return self.value
 
 
 @lru_cache(maxsize=1)

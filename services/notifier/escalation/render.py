@@ -13,10 +13,9 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.notifier.escalation.engine import Digest, PlannedNotification, TaskCondition
+from shared.vocabulary import Light
 
 TEMPLATES = Path(__file__).with_name("templates")
-
-LIGHT_ZH = {"green": "绿灯", "yellow": "黄灯", "red": "红灯", "blue": "蓝灯", "grey": "灰灯"}
 
 # Full-width look-alikes: task text stays readable but cannot become markdown syntax
 # (a stray `[`, `*` or `<` in a document title must not turn into a link or markup).
@@ -98,19 +97,19 @@ def format_date_zh(day: date | datetime | None, *, with_year: bool = False) -> s
 
 def _situation(task: TaskCondition, window: datetime) -> str:
     zone = window.tzinfo
-    if task.light == "red":
+    if task.light == Light.RED:
         if task.days_overdue > 0:
             return f"已逾期 {task.days_overdue} 天"
         if task.report_due_at is not None and task.report_due_at <= window:
             due = format_date_zh(task.report_due_at.astimezone(zone))
             return f"进展报告逾期未报（应于{due}前报送）"
         return "已亮红灯"
-    if task.light == "yellow":
+    if task.light == Light.YELLOW:
         return "临近完成时限或进度滞后"
     if task.report_due_at is not None:
         due = format_date_zh(task.report_due_at.astimezone(zone))
         return f"进展报告将于{due}到期"
-    return LIGHT_ZH.get(task.light, task.light)
+    return Light(task.light).label_zh
 
 
 def _line(index: int, item: PlannedNotification, task: TaskCondition, window: datetime) -> TaskLine:
@@ -123,7 +122,7 @@ def _line(index: int, item: PlannedNotification, task: TaskCondition, window: da
         level_name=item.level_name,
         sequence=item.sequence,
         light=task.light,
-        light_zh=LIGHT_ZH.get(task.light, task.light),
+        light_zh=Light(task.light).label_zh,
         situation=_situation(task, window),
         days_overdue=task.days_overdue,
         lead_units="、".join(task.lead_units),
@@ -140,13 +139,13 @@ def _line(index: int, item: PlannedNotification, task: TaskCondition, window: da
 
 def _subject_state(lines: list[TaskLine]) -> str:
     lights = {line.light for line in lines}
-    if lights == {"red"}:
+    if lights == {Light.RED}:
         return "已逾期"
-    if "red" in lights:
+    if Light.RED in lights:
         return "存在逾期或滞后"
-    if lights == {"yellow"}:
+    if lights == {Light.YELLOW}:
         return "临近时限或进度滞后"
-    if "yellow" in lights:
+    if Light.YELLOW in lights:
         return "需加快推进或报送进展"
     return "进展报告即将到期"
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from services.tracker.catalog.model import CadenceName, Deadline, Milestone
 from services.tracker.catalog.text import fold_width, to_simplified
+from shared.vocabulary import DeadlineKind
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -86,7 +87,7 @@ _PROGRESS = re.compile(
 _PIECE_BREAK = re.compile(r"[。；;]")
 _COMMA = re.compile(r"[，,]")
 _EDGE_PUNCTUATION = " \t\n，,。；;、：:"
-_GOVERNING_KINDS = ("continuous", "progress", "event")
+_GOVERNING_KINDS = (DeadlineKind.CONTINUOUS, DeadlineKind.PROGRESS, DeadlineKind.EVENT)
 
 
 def _normalise(text: str) -> str:
@@ -159,7 +160,7 @@ def _read_event(original: str, text: str) -> Deadline | None:
         hour,
         tzinfo=SHANGHAI,
     )
-    return Deadline(text=original, kind="event", due=instant.date(), at=instant)
+    return Deadline(text=original, kind=DeadlineKind.EVENT, due=instant.date(), at=instant)
 
 
 def _cadence(text: str) -> CadenceName:
@@ -173,16 +174,16 @@ def _cadence(text: str) -> CadenceName:
 
 def _read_continuous(original: str, text: str, year: int) -> Deadline | None:
     if _NO_END.search(text):
-        return Deadline(text=original, kind="continuous", cadence=_cadence(text))
+        return Deadline(text=original, kind=DeadlineKind.CONTINUOUS, cadence=_cadence(text))
     if _MONTHLY.search(text) or _QUARTERLY.search(text) or _HALF_YEARLY.search(text):
         summary = date(year, 12, 31) if _WITHIN_YEAR.search(text) else None
         return Deadline(
-            text=original, kind="continuous", cadence=_cadence(text), summary_due=summary
+            text=original, kind=DeadlineKind.CONTINUOUS, cadence=_cadence(text), summary_due=summary
         )
     if _YEAR_LONG.search(text):
         return Deadline(
             text=original,
-            kind="continuous",
+            kind=DeadlineKind.CONTINUOUS,
             cadence=_cadence(text),
             summary_due=date(year, 12, 31),
         )
@@ -200,10 +201,10 @@ def parse_single_phrase(text: str, *, year: int) -> Deadline:
         return continuous
     due = _find_due(normalised, year)
     if _PROGRESS.search(normalised):
-        return Deadline(text=text, kind="progress", due=due)
+        return Deadline(text=text, kind=DeadlineKind.PROGRESS, due=due)
     if due is not None:
-        return Deadline(text=text, kind="complete", due=due)
-    return Deadline(text=text, kind="unknown")
+        return Deadline(text=text, kind=DeadlineKind.COMPLETE, due=due)
+    return Deadline(text=text, kind=DeadlineKind.UNKNOWN)
 
 
 def _strip_edges(text: str) -> str:
@@ -225,7 +226,7 @@ def _pieces(text: str, *, year: int) -> list[str]:
         parts = [_strip_edges(part) for part in _COMMA.split(sentence)]
         parts = [part for part in parts if part]
         if len(parts) > 1 and all(
-            parse_single_phrase(part, year=year).kind != "unknown" for part in parts
+            parse_single_phrase(part, year=year).kind is not DeadlineKind.UNKNOWN for part in parts
         ):
             pieces.extend(parts)
         else:
@@ -249,16 +250,16 @@ def _combine(text: str, readings: list[tuple[str, Deadline]]) -> tuple[Deadline,
         for index, (piece, reading) in enumerate(readings):
             if index == governing:
                 continue
-            if reading.kind == "continuous" and deadline.kind == "continuous":
+            if reading.kind is DeadlineKind.CONTINUOUS and deadline.kind is DeadlineKind.CONTINUOUS:
                 deadline = _merge_continuous(deadline, reading)
             else:
                 milestones.append(Milestone(text=piece, due=reading.due))
         return deadline, milestones
     dues = [reading.due for _, reading in readings if reading.due is not None]
     deadline = (
-        Deadline(text=text, kind="complete", due=max(dues))
+        Deadline(text=text, kind=DeadlineKind.COMPLETE, due=max(dues))
         if dues
-        else Deadline(text=text, kind="unknown")
+        else Deadline(text=text, kind=DeadlineKind.UNKNOWN)
     )
     return deadline, [Milestone(text=piece, due=reading.due) for piece, reading in readings]
 
@@ -278,7 +279,7 @@ def parse_deadline_with_milestones(text: str, *, year: int) -> tuple[Deadline, l
     """
     stripped = text.strip()
     if not stripped:
-        return Deadline(text=stripped, kind="unknown"), []
+        return Deadline(text=stripped, kind=DeadlineKind.UNKNOWN), []
     head, found, tail = stripped.partition("其中")
     if not found:
         pieces = _pieces(stripped, year=year)
@@ -297,8 +298,8 @@ def parse_deadline_with_milestones(text: str, *, year: int) -> tuple[Deadline, l
         return replace(deadline, text=stripped), head_milestones + milestones
     dues = [m.due for m in milestones if m.due is not None]
     if dues and len(dues) == len(milestones):
-        return Deadline(text=stripped, kind="complete", due=max(dues)), milestones
-    return Deadline(text=stripped, kind="unknown"), milestones
+        return Deadline(text=stripped, kind=DeadlineKind.COMPLETE, due=max(dues)), milestones
+    return Deadline(text=stripped, kind=DeadlineKind.UNKNOWN), milestones
 
 
 def parse_deadline(text: str, *, year: int) -> Deadline:

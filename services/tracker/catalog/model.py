@@ -10,7 +10,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-DeadlineKind = Literal["complete", "progress", "continuous", "event", "unknown"]
+from shared.vocabulary import DeadlineKind
+
 CadenceName = Literal["monthly", "quarterly", "half_yearly", "yearly"]
 DocumentKind = Literal["table", "inline", "district_plan", "five_year_plan"]
 
@@ -33,12 +34,14 @@ class Deadline:
     @property
     def readable(self) -> bool:
         """False when the phrase could not be read and was kept verbatim."""
-        if self.kind == "unknown":
+        if self.kind is DeadlineKind.UNKNOWN:
             return False
-        return not (self.kind in ("complete", "progress") and self.due is None)
+        return not (
+            self.kind in (DeadlineKind.COMPLETE, DeadlineKind.PROGRESS) and self.due is None
+        )
 
 
-NO_DEADLINE = Deadline(text="", kind="unknown")
+NO_DEADLINE = Deadline(text="", kind=DeadlineKind.UNKNOWN)
 
 
 @dataclass(frozen=True)

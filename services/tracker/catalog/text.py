@@ -73,3 +73,25 @@ _SPACES = re.compile(r"[\s\u3000]+")
 def squash_spaces(text: str) -> str:
     """Remove all whitespace, which carries no meaning inside Chinese text."""
     return _SPACES.sub("", text)
+
+
+def split_outside_brackets(text: str, separators: str) -> list[str]:
+    """Split on any of `separators` where no bracket (`（` or `(`) is open; parts kept as is.
+
+    `A（B、C）、D` on `、` gives `A（B、C）` and `D`. A stray closing bracket closes nothing.
+    """
+    parts: list[str] = []
+    depth = 0
+    current: list[str] = []
+    for char in text:
+        if char in "（(":
+            depth += 1
+        elif char in "）)":
+            depth = max(depth - 1, 0)
+        if depth == 0 and char in separators:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from services.tracker.catalog.text import squash_spaces, to_simplified
+from services.tracker.catalog.text import split_outside_brackets, squash_spaces, to_simplified
 
 __all__ = [
     "BUILTIN_ALIASES",
@@ -149,20 +149,7 @@ def _split_raw(text: str) -> list[str]:
         if phrase in text:
             text = text.replace(phrase, token)
             placeholders[token] = phrase.rstrip("、")
-    names: list[str] = []
-    depth = 0
-    current: list[str] = []
-    for char in text:
-        if char in "（(":
-            depth += 1
-        elif char in "）)":
-            depth = max(depth - 1, 0)
-        if depth == 0 and char in _SEPARATORS:
-            names.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    names.append("".join(current))
+    names = split_outside_brackets(text, _SEPARATORS)
     restored = []
     for name in names:
         for token, phrase in placeholders.items():

@@ -36,50 +36,18 @@ from fractions import Fraction
 from services.tracker.domain.cadence import (
     DEFAULT_REPORT_DUE_DAY,
     Cadence,
+    ReportDue,
     ReportPeriod,
     due_report,
 )
-from services.tracker.domain.workflow import TaskStatus
 from shared.clock import (
+    end_of_day,
     require_aware,
     shanghai_date,
     start_of_day,
     start_of_next_day,
 )
-
-
-class Light(StrEnum):
-    """The supervision light."""
-
-    GREEN = "green"
-    YELLOW = "yellow"
-    RED = "red"
-    BLUE = "blue"
-    GREY = "grey"
-
-    @property
-    def label_zh(self) -> str:
-        """绿灯 / 黄灯 / 红灯 / 蓝灯 / 灰灯."""
-        return _LIGHT_LABELS[self]
-
-
-_LIGHT_LABELS = {
-    Light.GREEN: "绿灯",
-    Light.YELLOW: "黄灯",
-    Light.RED: "红灯",
-    Light.BLUE: "蓝灯",
-    Light.GREY: "灰灯",
-}
-
-
-class DeadlineKind(StrEnum):
-    """What the task's 完成时限 means (docs/domain.md §2 Deadline phrases)."""
-
-    COMPLETE = "complete"
-    PROGRESS = "progress"
-    CONTINUOUS = "continuous"
-    EVENT = "event"
-    UNKNOWN = "unknown"
+from shared.vocabulary import DeadlineKind, Light, TaskStatus
 
 
 class ReasonCode(StrEnum):
@@ -150,9 +118,10 @@ class TaskSnapshot:
     """Everything the light rules read about one task; build it from the tracker's tables.
 
     `received_periods` holds the periods whose report stands (a returned report does not
-    count). The latest report's period counts as received too, unless the task is
-    `returned`, since then that report is the one sent back. `start_date` falls back to the
-    Shanghai date of `created_at`.
+    count). `cadence` is the one the deadline phrase states, if the light rules know it.
+    `summary_due` is the year-end summary date of a year-long continuous task; it ends the
+    reporting span of a task with no due date. `start_date` falls back to the Shanghai date
+    of `created_at`.
     """
 
     status: TaskStatus
@@ -161,9 +130,9 @@ class TaskSnapshot:
     due_date: date | None
     created_at: datetime
     extended_due: date | None = None
+    summary_due: date | None = None
     cadence: Cadence | None = None
     latest_percent: float | None = None
-    latest_report_period: ReportPeriod | None = None
     latest_report_at: datetime | None = None
     latest_report_has_blockers: bool = False
     received_periods: Collection[ReportPeriod] = field(default_factory=frozenset)
@@ -191,6 +160,13 @@ class TaskSnapshot:
         """The start date, or the day the task was created when the document gives none."""
         return self.start_date if self.start_date is not None else shanghai_date(self.created_at)
 
+    @property
+    def reporting_end(self) -> date | None:
+        """The last day periodic reports are owed for: the due date in force, else the
+        year-end summary date; None for a task that reports with no end (长期坚持)."""
+        due = self.effective_due
+        return due if due is not None else self.summary_due
+
 
 @dataclass(frozen=True)
 class Evaluation:
@@ -203,6 +179,9 @@ class Evaluation:
     # When the current red spell began (00:00 after the earliest missed deadline); escalation
     # counts "red for N days" from here. None unless red.
     red_since: datetime | None = None
+    # End of the day by which the owed report (the one a REPORT_MISSING reason counts from)
+    # is or was due; None when no report is owed. The tracker sends it to the notifier.
+    report_due_at: datetime | None = None
 
     @property
     def summary(self) -> str:
@@ -272,7 +251,11 @@ class _ProRata:
         return None
 
 
-def _effective_cadence(snapshot: TaskSnapshot, policy: LightPolicy) -> Cadence | None:
+def reporting_cadence(
+    snapshot: TaskSnapshot, policy: LightPolicy = DEFAULT_POLICY
+) -> Cadence | None:
+    """The cadence the task reports at: as its phrase states, else the policy's default for a
+    continuous task (docs/domain.md §4); None when it owes no periodic report."""
     if snapshot.cadence is not None:
         return snapshot.cadence
     if snapshot.deadline_kind is DeadlineKind.CONTINUOUS:
@@ -280,11 +263,25 @@ def _effective_cadence(snapshot: TaskSnapshot, policy: LightPolicy) -> Cadence |
     return None
 
 
-def _received(snapshot: TaskSnapshot) -> frozenset[ReportPeriod]:
-    received = frozenset(snapshot.received_periods)
-    if snapshot.latest_report_period is not None and snapshot.status is not TaskStatus.RETURNED:
-        received |= {snapshot.latest_report_period}
-    return received
+def owed_report(
+    snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy = DEFAULT_POLICY
+) -> ReportDue | None:
+    """The report the task owes at `now` (docs/domain.md §4), whatever its status.
+
+    The one rule for it: the light's report reason and the tracker's `report_due_at` both
+    come from here.
+    """
+    cadence = reporting_cadence(snapshot, policy)
+    if cadence is None:
+        return None
+    return due_report(
+        cadence,
+        snapshot.effective_start,
+        now,
+        snapshot.received_periods,
+        end=snapshot.reporting_end,
+        due_day=policy.report_due_day,
+    )
 
 
 def evaluate(
@@ -345,26 +342,18 @@ def evaluate(
                 f"节点「{milestone.name}」",
             )
 
-    cadence = _effective_cadence(snapshot, policy)
-    if cadence is not None:
-        owed = due_report(
-            cadence,
-            start,
-            now,
-            _received(snapshot),
-            end=due,
-            due_day=policy.report_due_day,
-        )
-        if owed is not None and owed.missed:
-            red.append(
-                _RedFinding(
-                    LightReason(ReasonCode.REPORT_MISSING, owed.text_zh),
-                    owed.due_date,
-                    owed.days_missed,
-                )
+    owed = owed_report(snapshot, now=now, policy=policy)
+    report_due_at = end_of_day(owed.due_date) if owed is not None else None
+    if owed is not None and owed.missed:
+        red.append(
+            _RedFinding(
+                LightReason(ReasonCode.REPORT_MISSING, owed.text_zh),
+                owed.due_date,
+                owed.days_missed,
             )
-        elif owed is not None:
-            changes.append(owed.missed_from)
+        )
+    elif owed is not None:
+        changes.append(owed.missed_from)
 
     if (
         snapshot.deadline_kind in policy.pro_rata_kinds
@@ -404,8 +393,9 @@ def evaluate(
             max(finding.days for finding in red),
             tomorrow,
             red_since=start_of_next_day(first_missed),
+            report_due_at=report_due_at,
         )
     next_at = min((c for c in changes if c > now), default=None)
     if yellow:
-        return Evaluation(Light.YELLOW, tuple(yellow), 0, next_at)
-    return Evaluation(Light.GREEN, (), 0, next_at)
+        return Evaluation(Light.YELLOW, tuple(yellow), 0, next_at, report_due_at=report_due_at)
+    return Evaluation(Light.GREEN, (), 0, next_at, report_due_at=report_due_at)

@@ -112,3 +112,18 @@ def rolled_up_percent(nodes: Sequence[ProgressNode]) -> float | None:
     """A task's percent from its milestones and indicators, or None if nothing is measurable."""
     value = _mean(nodes)
     return float(value) if value is not None else None
+
+
+def task_progress(
+    reported_percent: float, *, reported: bool, nodes: Sequence[ProgressNode]
+) -> float | None:
+    """A task's progress (docs/domain.md §5 Progress); None before any report.
+
+    Once reported on, a task with milestones or numeric targets shows their roll-up; one
+    without them shows the lead unit's reported percent.
+    """
+    if not reported:
+        return None
+    if nodes:
+        return rolled_up_percent(nodes)
+    return float(reported_percent)

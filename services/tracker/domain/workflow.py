@@ -14,30 +14,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from shared.clock import require_aware, shanghai_date
-
-
-class TaskStatus(StrEnum):
-    """Where a task stands in its lifecycle."""
-
-    NOT_STARTED = "not_started"
-    IN_PROGRESS = "in_progress"
-    RETURNED = "returned"
-    COMPLETION_REQUESTED = "completion_requested"
-    CLOSED = "closed"
-
-    @property
-    def label_zh(self) -> str:
-        """Chinese label for display."""
-        return _STATUS_LABELS[self]
-
-
-_STATUS_LABELS = {
-    TaskStatus.NOT_STARTED: "未启动",
-    TaskStatus.IN_PROGRESS: "推进中",
-    TaskStatus.RETURNED: "已退回",
-    TaskStatus.COMPLETION_REQUESTED: "申请销号",
-    TaskStatus.CLOSED: "已销号",
-}
+from shared.vocabulary import TaskStatus
 
 
 class Role(StrEnum):

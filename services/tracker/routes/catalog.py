@@ -14,6 +14,7 @@ from services.tracker.deps import NowDep, UowDep, require_roles
 from services.tracker.importer import import_document
 from shared.httpguard import error_responses
 from shared.textguard import find_forbidden
+from shared.vocabulary import PrincipalRole
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 FORM_FIELDS = frozenset({"file", "dry_run", "year"})
@@ -50,7 +51,9 @@ def import_catalog(
     request: Request,
     uow: UowDep,
     now: NowDep,
-    who: Annotated[Principal, Depends(require_roles("admin", "supervisor"))],
+    who: Annotated[
+        Principal, Depends(require_roles(PrincipalRole.ADMIN, PrincipalRole.SUPERVISOR))
+    ],
     dry_run: Annotated[bool, Form(description="只解析，不写入")] = False,
     year: Annotated[int | None, Form(ge=1990, le=2100, description="文件年度")] = None,
 ) -> dict[str, Any]:

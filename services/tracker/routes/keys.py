@@ -26,10 +26,11 @@ from services.tracker.keys import (
 from services.tracker.orm import ApiKey
 from shared.httpguard import error_responses
 from shared.textguard import OPTIONAL_SINGLE_LINE, SINGLE_LINE
+from shared.vocabulary import PrincipalRole
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
-Admin = Annotated[Principal, Depends(require_roles("admin"))]
+Admin = Annotated[Principal, Depends(require_roles(PrincipalRole.ADMIN))]
 KeyId = Annotated[str, Path(pattern=r"^[a-z2-7]{8}$", description="密钥编号 key_id")]
 Label = Annotated[str, Field(max_length=200, description="备注"), OPTIONAL_SINGLE_LINE]
 Days = Annotated[int, Field(ge=1, le=3650, description="有效天数（密钥总会过期）")]

@@ -10,6 +10,7 @@ from services.tracker.auth import Principal
 from services.tracker.deps import SessionDep, require_roles
 from services.tracker.orm import OutboxMessage
 from shared.httpguard import error_responses
+from shared.vocabulary import PrincipalRole
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 
@@ -26,7 +27,7 @@ class OpsStatus(BaseModel):
 def ops_status(
     request: Request,
     db: SessionDep,
-    _who: Annotated[Principal, Depends(require_roles("operator", "admin"))],
+    _who: Annotated[Principal, Depends(require_roles(PrincipalRole.OPERATOR, PrincipalRole.ADMIN))],
 ) -> OpsStatus:
     """Consumer state and the number of events waiting in the outbox."""
     loop = request.app.state.workers.consumer

@@ -1,7 +1,7 @@
 """Task queries: one task, filtered lists, the overdue list, a task's timeline."""
 
 import datetime as dt
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import Select, func, select
@@ -12,7 +12,6 @@ from services.tracker.orm import ExtensionDecision, Report, Task, TaskAction, Ta
 from services.tracker.views import (
     TaskDetail,
     TaskPage,
-    TaskSummary,
     TimelineEntry,
     TimelinePage,
     task_detail,
@@ -20,11 +19,10 @@ from services.tracker.views import (
 )
 from shared.httpguard import error_responses
 from shared.textguard import PATH_SEGMENT, SINGLE_LINE
+from shared.vocabulary import Light, PrincipalRole, TaskStatus, UnitRole
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
-Light = Literal["green", "yellow", "red", "blue", "grey"]
-Status = Literal["not_started", "in_progress", "returned", "completion_requested", "closed"]
 READ_ONE = error_responses(401, 403, 404, 422, 429, 503)
 READ_MANY = error_responses(401, 403, 422, 429, 503)
 Limit = Annotated[int, Query(ge=1, le=200, description="每页条数")]
@@ -42,7 +40,7 @@ LeaderFilter = Annotated[str | None, Query(max_length=50, description="分管领
 def _scoped(query: Select[Any], who: Principal) -> Select[Any]:
     if who.role in SEES_EVERY_TASK:
         return query
-    if who.role == "leader":
+    if who.role == PrincipalRole.LEADER:
         return query.where(Task.leaders.contains([who.leader or ""]))
     return query.where(Task.id.in_(select(TaskUnit.task_id).where(TaskUnit.unit_id == who.unit_id)))
 
@@ -52,7 +50,7 @@ def overdue_tasks(
     db: SessionDep, who: TaskReaderDep, limit: Limit = 50, offset: Offset = 0
 ) -> TaskPage:
     """Red tasks the caller may see, the longest overdue first (逾期清单)."""
-    query = _scoped(select(Task).where(Task.light == "red"), who)
+    query = _scoped(select(Task).where(Task.light == Light.RED), who)
     return _page(db, query.order_by(Task.days_overdue.desc(), Task.id), limit=limit, offset=offset)
 
 
@@ -77,11 +75,11 @@ def list_tasks(
     db: SessionDep,
     who: TaskReaderDep,
     unit: UnitFilter = None,
-    role: Annotated[Literal["lead", "co"] | None, Query(description="只看牵头或配合")] = None,
+    role: Annotated[UnitRole | None, Query(description="只看牵头或配合")] = None,
     light: Annotated[Light | None, Query(description="灯色")] = None,
     section: SectionFilter = None,
     leader: LeaderFilter = None,
-    status_: Annotated[Status | None, Query(alias="status", description="状态")] = None,
+    status_: Annotated[TaskStatus | None, Query(alias="status", description="状态")] = None,
     due_after: Annotated[dt.date | None, Query(description="完成时限不早于")] = None,
     due_before: Annotated[dt.date | None, Query(description="完成时限不晚于")] = None,
     limit: Limit = 50,
@@ -114,7 +112,7 @@ def _page(db: SessionDep, query: Select[Any], *, limit: int, offset: int) -> Tas
     total = db.execute(select(func.count()).select_from(query.order_by(None).subquery()))
     tasks = db.execute(query.limit(limit).offset(offset)).scalars().all()
     return TaskPage(
-        items=[TaskSummary(**task_summary(t)) for t in tasks],
+        items=[task_summary(t) for t in tasks],
         total=total.scalar_one(),
         limit=limit,
         offset=offset,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.tracker.catalog.text import split_outside_brackets
 from services.tracker.catalog.units import (
     UnitRegistry,
     normalise_unit_name,
@@ -80,3 +81,17 @@ def test_registry_ignores_brackets_that_are_not_organ_names() -> None:
     registry = UnitRegistry()
     registry.learn_from_text("落实党委(党组)国家安全责任制，建设津静线市域（郊）铁路")
     assert registry.canonical("党组") == "党组"
+
+
+@pytest.mark.parametrize(
+    ("text", "separators", "parts"),
+    [
+        ("A（B、C）、D", "、", ["A（B、C）", "D"]),
+        ("A(B,(C;D)),E；F", "，,；;", ["A(B,(C;D))", "E", "F"]),
+        ("A）、B、", "、", ["A）", "B", ""]),  # a stray closing bracket closes nothing
+        ("（未闭合、A", "、", ["（未闭合、A"]),
+        ("", "、", [""]),
+    ],
+)
+def test_split_outside_brackets(text: str, separators: str, parts: list[str]) -> None:
+    assert split_outside_brackets(text, separators) == parts

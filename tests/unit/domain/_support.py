@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from services.tracker.domain.lights import DeadlineKind, TaskSnapshot
-from services.tracker.domain.workflow import TaskStatus
+from services.tracker.domain.lights import TaskSnapshot
 from shared.clock import SHANGHAI
+from shared.vocabulary import DeadlineKind, TaskStatus
 
 
 def sh(

@@ -8,17 +8,15 @@ import pytest
 
 from services.tracker.domain.cadence import Cadence, ReportPeriod, report_periods
 from services.tracker.domain.lights import (
-    DeadlineKind,
     Evaluation,
-    Light,
     LightPolicy,
     LightReason,
     MilestoneSnapshot,
     ReasonCode,
     evaluate,
 )
-from services.tracker.domain.workflow import TaskStatus
 from shared.clock import NaiveDatetimeError
+from shared.vocabulary import DeadlineKind, Light, TaskStatus
 
 from ._support import sh, task, utc
 
@@ -130,11 +128,10 @@ def test_report_filed_the_minute_before_the_deadline_keeps_the_task_out_of_red()
     march = ReportPeriod.parse("2022-03")
     earlier = set(report_periods(Cadence.MONTHLY, date(2022, 1, 1), date(2022, 2, 28)))
     without = task(deadline_kind=DeadlineKind.CONTINUOUS, received_periods=earlier)
-    # Filed at 2022-04-05 23:59 +08:00: the tracker records it as received.
+    # Filed at 2022-04-05 23:59 +08:00: the tracker records its period as received.
     filed = task(
         deadline_kind=DeadlineKind.CONTINUOUS,
-        received_periods=earlier,
-        latest_report_period=march,
+        received_periods=earlier | {march},
         latest_report_at=sh(2022, 4, 5, 23, 59),
     )
     assert evaluate(without, now=sh(2022, 4, 5, 23, 59)).light is Light.GREEN
@@ -144,13 +141,14 @@ def test_report_filed_the_minute_before_the_deadline_keeps_the_task_out_of_red()
 
 
 def test_a_returned_latest_report_does_not_count_as_received() -> None:
-    march = ReportPeriod.parse("2022-03")
+    # The March report was filed on 4月5日 and returned: the tracker takes its period out of
+    # the received ones, so the task is returned and owes March again.
     earlier = set(report_periods(Cadence.MONTHLY, date(2022, 1, 1), date(2022, 2, 28)))
     snapshot = task(
         status=TaskStatus.RETURNED,
         deadline_kind=DeadlineKind.CONTINUOUS,
         received_periods=earlier,
-        latest_report_period=march,
+        latest_report_at=sh(2022, 4, 5, 10),
     )
     result = evaluate(snapshot, now=sh(2022, 4, 8))
     assert result.light is Light.RED

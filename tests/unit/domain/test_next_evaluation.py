@@ -15,15 +15,14 @@ import pytest
 
 from services.tracker.domain.cadence import Cadence, ReportPeriod, report_periods
 from services.tracker.domain.lights import (
-    DeadlineKind,
     Evaluation,
     LightPolicy,
     MilestoneSnapshot,
     TaskSnapshot,
     evaluate,
 )
-from services.tracker.domain.workflow import TaskStatus
 from shared.clock import SHANGHAI, shanghai_date, start_of_day
+from shared.vocabulary import DeadlineKind, TaskStatus
 
 ONE_MICROSECOND = timedelta(microseconds=1)
 CASES = 400
@@ -57,6 +56,8 @@ def _random_snapshot(rng: random.Random) -> TaskSnapshot:
         due = start + timedelta(days=rng.randint(-5, 500))
     extended = due + timedelta(days=rng.randint(1, 120)) if due and rng.random() < 0.2 else None
     cadence = rng.choice([None, None, Cadence.MONTHLY, Cadence.QUARTERLY])
+    # A year-long continuous task ends its reporting on its year-end summary date.
+    summary_due = date(start.year, 12, 31) if due is None and rng.random() < 0.5 else None
     received: set[ReportPeriod] = set()
     for reporting in (cadence, Cadence.MONTHLY):
         if reporting is not None:
@@ -82,16 +83,15 @@ def _random_snapshot(rng: random.Random) -> TaskSnapshot:
             TaskStatus.CLOSED,
         ]
     )
-    latest = rng.choice(sorted(received)) if received and rng.random() < 0.5 else None
     return TaskSnapshot(
         status=status,
         deadline_kind=kind,
         start_date=start if rng.random() < 0.9 else None,
         due_date=due,
         extended_due=extended,
+        summary_due=summary_due,
         cadence=cadence,
         latest_percent=percent,
-        latest_report_period=latest,
         latest_report_has_blockers=rng.random() < 0.2,
         received_periods=received,
         milestones=milestones,
@@ -100,7 +100,13 @@ def _random_snapshot(rng: random.Random) -> TaskSnapshot:
 
 
 def _result(evaluation: Evaluation) -> tuple[object, ...]:
-    return (evaluation.light, evaluation.reasons, evaluation.days_overdue, evaluation.red_since)
+    return (
+        evaluation.light,
+        evaluation.reasons,
+        evaluation.days_overdue,
+        evaluation.red_since,
+        evaluation.report_due_at,
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))

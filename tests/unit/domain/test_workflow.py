@@ -13,7 +13,6 @@ from services.tracker.domain.workflow import (
     ExtensionRequest,
     Role,
     RuleViolation,
-    TaskStatus,
     WorkflowState,
     close,
     grant_extension,
@@ -25,6 +24,7 @@ from services.tracker.domain.workflow import (
     submit_report,
 )
 from shared.clock import NaiveDatetimeError
+from shared.vocabulary import TaskStatus
 
 from ._support import sh, utc
 

@@ -14,8 +14,8 @@ from services.notifier.escalation.engine import (
     SentRecord,
     Snooze,
     TaskCondition,
+    evaluate,
     group_into_digests,
-    plan,
     sent_records,
 )
 from services.notifier.escalation.policy import EscalationPolicy, default_policy
@@ -66,7 +66,8 @@ class Simulator:
 
     def tick(self, now: datetime, *conditions: TaskCondition) -> list[PlannedNotification]:
         """Plan at `now`, record every digest as delivered a minute later, return the plan."""
-        planned = plan(conditions, self.history, self.acks, self.snoozes, self.policy, now)
+        plan = evaluate(conditions, self.history, self.acks, self.snoozes, self.policy, now)
+        planned = list(plan.notifications)
         for digest in group_into_digests(planned):
             self.history += sent_records(digest, now.replace(minute=now.minute + 1))
         return planned

@@ -13,7 +13,7 @@ from services.notifier.channels.base import DeliveryResult, OutboundMessage, Tra
 from services.notifier.channels.retry import RetryPolicy, send_with_retries
 from services.notifier.delivery import Claim, next_round_at, next_step, send_claimed
 from services.notifier.escalation.contacts import Contact, ContactBook
-from services.notifier.escalation.engine import Digest, group_into_digests, plan
+from services.notifier.escalation.engine import Digest, evaluate, group_into_digests
 from services.notifier.escalation.policy import ChannelKind, RecipientRole, default_policy
 from services.notifier.settings import NotifierSettings
 
@@ -42,7 +42,9 @@ class RecordingChannel:
 
 
 def office_digest() -> Digest:
-    digests = group_into_digests(plan([RED], [], [], [], default_policy(), sh(7, 1)))
+    digests = group_into_digests(
+        evaluate([RED], [], [], [], default_policy(), sh(7, 1)).notifications
+    )
     return next(
         d
         for d in digests

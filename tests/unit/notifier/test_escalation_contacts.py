@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from services.notifier.escalation.contacts import (
     Contact,
     ContactBook,
     ContactsError,
+    ContactsReloader,
     MissingContact,
 )
 from services.notifier.escalation.engine import Recipient
@@ -129,3 +131,34 @@ def test_duplicate_entry_names_its_line() -> None:
     with pytest.raises(ContactsError, match="listed twice") as caught:
         ContactBook.from_yaml_text(text, "contacts.yaml")
     assert caught.value.line == 15
+
+
+def _touch(path: Path, text: str, bump: int) -> None:
+    path.write_text(text, encoding="utf-8")
+    stat = path.stat()
+    # Coarse file-system timestamps: make each rewrite visible to the reloader regardless.
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + bump * 1_000_000_000))
+
+
+def test_contacts_reloader_without_a_path_holds_an_empty_book() -> None:
+    reloader = ContactsReloader(None)
+    assert reloader.path is None
+    assert reloader.book.contact(Recipient(RecipientRole.LEAD_UNITS, "市财政局")) is None
+    assert reloader.refresh() is False
+
+
+def test_contacts_reloader_picks_up_edits_and_keeps_the_book_on_a_bad_one(tmp_path: Path) -> None:
+    path = tmp_path / "contacts.yaml"
+    _touch(path, CONTACTS, 0)
+    reloader = ContactsReloader(path)
+    office = Recipient(RecipientRole.SUPERVISING_OFFICE, "市政府办公厅督查室")
+    assert reloader.book.resolve(office, ChannelKind.EMAIL).email == "dcs@example.gov.cn"
+    assert reloader.refresh() is False  # untouched
+    _touch(path, CONTACTS.replace("dcs@example.gov.cn", "dcs2@example.gov.cn"), 1)
+    assert reloader.refresh() is True
+    edited = reloader.book
+    assert edited.resolve(office, ChannelKind.EMAIL).email == "dcs2@example.gov.cn"
+    _touch(path, "contacts: [", 2)
+    with pytest.raises(ContactsError):
+        reloader.refresh()
+    assert reloader.book is edited

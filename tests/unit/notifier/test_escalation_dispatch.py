@@ -6,7 +6,7 @@ from datetime import datetime
 
 from services.notifier.channels.base import DeliveryResult, OutboundMessage
 from services.notifier.escalation.contacts import Contact, ContactBook
-from services.notifier.escalation.engine import Digest, group_into_digests, plan
+from services.notifier.escalation.engine import Digest, evaluate, group_into_digests
 from services.notifier.escalation.outbound import dispatch_digest
 from services.notifier.escalation.policy import ChannelKind, RecipientRole, default_policy
 
@@ -41,7 +41,9 @@ TASKS = {RED.task_id: RED}
 
 
 def office_webhook_digest() -> Digest:
-    digests = group_into_digests(plan([RED], [], [], [], default_policy(), sh(7, 1)))
+    digests = group_into_digests(
+        evaluate([RED], [], [], [], default_policy(), sh(7, 1)).notifications
+    )
     return next(
         d
         for d in digests
@@ -88,7 +90,9 @@ def test_failed_delivery_records_nothing() -> None:
 
 
 def test_missing_contact_is_a_visible_failure() -> None:
-    digests = group_into_digests(plan([RED], [], [], [], default_policy(), sh(7, 1)))
+    digests = group_into_digests(
+        evaluate([RED], [], [], [], default_policy(), sh(7, 1)).notifications
+    )
     leadership = next(d for d in digests if d.recipient.role is RecipientRole.LEAD_UNIT_LEADERSHIP)
     channel = FakeChannel(ok=True)
     outcome = dispatch_digest(

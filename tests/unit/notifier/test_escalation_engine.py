@@ -14,7 +14,6 @@ from services.notifier.escalation.engine import (
     evaluate,
     group_into_digests,
     notification_id,
-    plan,
     window_start,
 )
 from services.notifier.escalation.policy import (
@@ -105,7 +104,7 @@ def test_sequence_counts_sends_within_the_episode() -> None:
 
 def test_red_inhibits_yellow_even_when_a_report_comes_due() -> None:
     condition = red(3, report_due_at=sh(7, 5, 0, 0))
-    planned = plan([condition], [], [], [], default_policy(), sh(7, 4))
+    planned = evaluate([condition], [], [], [], default_policy(), sh(7, 4)).notifications
     assert {n.level for n in planned} == {2}
 
 
@@ -117,7 +116,7 @@ def test_without_the_inhibit_rule_red_and_report_due_both_notify() -> None:
     )
     policy = parse_policy(text)
     condition = red(3, report_due_at=sh(7, 5, 0, 0))
-    planned = plan([condition], [], [], [], policy, sh(7, 4))
+    planned = evaluate([condition], [], [], [], policy, sh(7, 4)).notifications
     assert {n.level for n in planned} == {1, 2}
 
 
@@ -130,8 +129,10 @@ def default_policy_text() -> str:
 def test_report_coming_due_reminds_a_green_task() -> None:
     condition = task(light="green", report_due_at=sh(8, 5, 23, 59))
     policy = default_policy()
-    assert plan([condition], [], [], [], policy, sh(8, 1)) == []  # more than 3 days ahead
-    planned = plan([condition], [], [], [], policy, sh(8, 3))
+    assert (
+        evaluate([condition], [], [], [], policy, sh(8, 1)).notifications == ()
+    )  # more than 3 days ahead
+    planned = evaluate([condition], [], [], [], policy, sh(8, 3)).notifications
     assert keys(planned) == L1
     # The reply date is the report's due date when that comes first.
     assert {n.respond_by for n in planned} == {sh(8, 5).date()}
@@ -153,7 +154,7 @@ def test_digest_groups_two_tasks_for_one_recipient() -> None:
         co_units=("市民政局",),
         leaders=("李副市长",),
     )
-    planned = plan([first, second], [], [], [], default_policy(), sh(7, 2))
+    planned = evaluate([first, second], [], [], [], default_policy(), sh(7, 2)).notifications
     digests = group_into_digests(planned)
     by_target = {(d.recipient.role.value, d.recipient.name, d.channel.value): d for d in digests}
     assert set(by_target) == {
@@ -171,8 +172,10 @@ def test_digest_groups_two_tasks_for_one_recipient() -> None:
 
 
 def test_digests_do_not_mix_windows() -> None:
-    planned_a = plan([red(1)], [], [], [], default_policy(), sh(7, 1))
-    planned_b = plan([red(2, task_id="T-002")], [], [], [], default_policy(), sh(7, 2))
+    planned_a = evaluate([red(1)], [], [], [], default_policy(), sh(7, 1)).notifications
+    planned_b = evaluate(
+        [red(2, task_id="T-002")], [], [], [], default_policy(), sh(7, 2)
+    ).notifications
     digests = group_into_digests([*planned_a, *planned_b])
     assert all(len(d.task_ids) == 1 for d in digests)
     assert len(digests) == 8
@@ -204,7 +207,7 @@ def test_acknowledgement_followed_by_a_report_stays_quiet() -> None:
 
 def test_acknowledgement_from_an_earlier_episode_is_ignored() -> None:
     old_ack = Ack("T-001", 2, by=LEAD, at=sh(6, 1))
-    planned = plan([red(1)], [], [old_ack], [], default_policy(), sh(7, 1))
+    planned = evaluate([red(1)], [], [old_ack], [], default_policy(), sh(7, 1)).notifications
     assert keys(planned) == L2
 
 
@@ -275,8 +278,10 @@ def test_ladder_waits_for_the_notice_before_the_bulletin() -> None:
 
 def test_ids_are_deterministic() -> None:
     policy = default_policy()
-    first = plan([red(1)], [], [], [], policy, sh(7, 1, 9))
-    again = plan([red(1)], [], [], [], policy, sh(7, 1, 17, 30))  # same window, later
+    first = evaluate([red(1)], [], [], [], policy, sh(7, 1, 9)).notifications
+    again = evaluate(
+        [red(1)], [], [], [], policy, sh(7, 1, 17, 30)
+    ).notifications  # same window, later
     assert [n.notification_id for n in first] == [n.notification_id for n in again]
     item = next(n for n in first if n.recipient.role is RecipientRole.SUPERVISING_OFFICE)
     expected = notification_id("T-001", 2, item.recipient, window_start(sh(7, 1), policy))
@@ -284,7 +289,7 @@ def test_ids_are_deterministic() -> None:
     # Both channels of one recipient carry one notification id; digests differ per channel.
     office = [n for n in first if n.recipient == item.recipient]
     assert {n.notification_id for n in office} == {expected}
-    tomorrow = plan([red(2)], [], [], [], policy, sh(7, 2))
+    tomorrow = evaluate([red(2)], [], [], [], policy, sh(7, 2)).notifications
     assert not {n.notification_id for n in tomorrow} & {n.notification_id for n in first}
     digests_1 = group_into_digests(first)
     digests_2 = group_into_digests(list(reversed(again)))
@@ -348,7 +353,7 @@ def test_policy_change_is_picked_up() -> None:
 def test_inputs_must_be_timezone_aware() -> None:
     naive = datetime(2022, 7, 1, 9)  # noqa: DTZ001 — the point of the test
     with pytest.raises(ValueError, match="timezone-aware"):
-        plan([red(1)], [], [], [], default_policy(), naive)
+        evaluate([red(1)], [], [], [], default_policy(), naive)
     with pytest.raises(ValueError, match="timezone-aware"):
         task(light="red", red_since=naive)
 
@@ -365,7 +370,7 @@ def test_unknown_status_is_refused() -> None:
 
 def test_duplicate_tasks_are_refused() -> None:
     with pytest.raises(ValueError, match="twice"):
-        plan([red(1), red(1)], [], [], [], default_policy(), sh(7, 1))
+        evaluate([red(1), red(1)], [], [], [], default_policy(), sh(7, 1))
 
 
 def test_overdue_trigger_counts_from_the_deadline() -> None:
@@ -386,7 +391,9 @@ def test_overdue_trigger_counts_from_the_deadline() -> None:
 
 
 def test_recipients_are_named_by_role() -> None:
-    planned = plan([red(8, red_since=sh(6, 21))], [], [], [], default_policy(), sh(6, 21))
+    planned = evaluate(
+        [red(8, red_since=sh(6, 21))], [], [], [], default_policy(), sh(6, 21)
+    ).notifications
     recipients = {n.recipient for n in planned}
     assert Recipient(RecipientRole.LEAD_UNIT_LEADERSHIP, LEAD) in recipients
     assert Recipient(RecipientRole.SUPERVISING_OFFICE, OFFICE) in recipients

@@ -7,8 +7,8 @@ import pytest
 from services.notifier.escalation.engine import (
     Digest,
     TaskCondition,
+    evaluate,
     group_into_digests,
-    plan,
 )
 from services.notifier.escalation.policy import ChannelKind, RecipientRole, default_policy
 from services.notifier.escalation.render import format_date_zh, render_message
@@ -19,7 +19,7 @@ EVIL = "推进<script>alert('x')</script>[点此](http://evil.example) *老旧�
 
 
 def digest_for(conditions: list[TaskCondition], now_day: int, month: int = 7) -> Digest:
-    planned = plan(conditions, [], [], [], default_policy(), sh(month, now_day))
+    planned = evaluate(conditions, [], [], [], default_policy(), sh(month, now_day)).notifications
     digests = group_into_digests(planned)
     return next(
         d

@@ -14,7 +14,7 @@ from services.notifier.channels.inbox import InboxChannel
 from services.notifier.channels.retry import RetryPolicy, send_with_retries
 from services.notifier.conditions import condition_at, condition_from_json, condition_to_json
 from services.notifier.escalation.contacts import ContactBook, MissingContact
-from services.notifier.escalation.engine import Recipient, plan
+from services.notifier.escalation.engine import Recipient, evaluate
 from services.notifier.escalation.policy import (
     ChannelKind,
     RecipientRole,
@@ -63,7 +63,11 @@ def test_a_snapshot_round_trips() -> None:
 
 def test_one_notification_names_its_task_in_the_subject() -> None:
     condition = condition_at(example(), now=sh(7, 3))
-    item = next(n for n in plan([condition], [], [], [], local_policy(), sh(7, 3)) if n.level == 2)
+    item = next(
+        n
+        for n in evaluate([condition], [], [], [], local_policy(), sh(7, 3)).notifications
+        if n.level == 2
+    )
     subject, text = render_notification(item, condition)
     assert subject == "【督办】T2022-001 地区生产总值增长5%以上（已逾期 3 天）"
     assert "任务编号：T2022-001" in text

@@ -25,7 +25,7 @@ from services.tracker.catalog.parsers.common import (
     section_items_repeat,
 )
 from services.tracker.catalog.targets import extract_targets
-from services.tracker.catalog.text import fold_width
+from services.tracker.catalog.text import fold_width, split_outside_brackets
 from services.tracker.catalog.units import (
     UnitRegistry,
     is_plausible_unit,
@@ -46,7 +46,7 @@ _LINE_LABEL = re.compile(
     r"(?P<label>牵头单位|牵头部门|责任单位|责任部门|配合单位|协办单位|配合部门|完成时限|完成时间|"
     r"时间节点|时限要求|分管市领导|分管领导|责任领导|牵头领导)\s*[:：]"
 )
-_PART_SPLIT = re.compile(r"[，,；;]")
+_PART_SEPARATORS = "，,；;"
 _EDGE = " \t，,；;。、"
 _LEAD_LABELS = ("牵头单位", "牵头部门")
 _CO_LABELS = ("配合单位", "协办单位", "配合部门")
@@ -71,20 +71,7 @@ class Clause:
 
 def _split_top_level(text: str) -> list[str]:
     """Split on commas and semicolons that are not inside nested brackets."""
-    parts: list[str] = []
-    depth = 0
-    current: list[str] = []
-    for char in text:
-        if char in "（(":
-            depth += 1
-        elif char in "）)":
-            depth = max(depth - 1, 0)
-        if depth == 0 and _PART_SPLIT.match(char):
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
+    parts = split_outside_brackets(text, _PART_SEPARATORS)
     return [part.strip() for part in parts if part.strip()]
 
 
