@@ -45,26 +45,39 @@ class SessionLock:
         """Whether this process holds the lock now, taking it if it is free."""
         try:
             if self._connection is None:
-                self._connection = self._engine.connect().execution_options(
-                    isolation_level="AUTOCOMMIT"
-                )
-                taken = self._connection.execute(
+                connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+                taken = connection.execute(
                     text("SELECT pg_try_advisory_lock(:key)"), {"key": self._lock}
                 ).scalar()
                 if not taken:
-                    self.release()
+                    connection.close()
                     return False
+                self._connection = connection
                 return True
             # Still ours while the connection lives: a trivial round trip proves it does.
             self._connection.execute(text("SELECT 1"))
             return True
         except DBAPIError:
-            self.release()
+            self._drop()
             raise
 
     def release(self) -> None:
-        """Give the lock up (closing the connection releases it)."""
+        """Give the lock up. The connection goes back to the pool, so unlock it first: a
+        session lock outlives the transaction and would stay with the pooled connection."""
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._lock})
+        except DBAPIError:
+            self._drop()
+            return
+        self._connection = None
+        connection.close()
+
+    def _drop(self) -> None:
+        """Discard the connection itself: its server session, and the lock, end with it."""
         connection, self._connection = self._connection, None
         if connection is not None:
             with contextlib.suppress(DBAPIError):
-                connection.close()
+                connection.invalidate()

@@ -125,3 +125,21 @@ def test_one_relay_at_a_time_and_a_standby_takes_over_a_lost_connection(
     finally:
         first.release()
         standby.release()
+
+
+def test_a_released_lock_does_not_stay_behind_on_the_pooled_connection(
+    database_url: str, factory: sessionmaker[Session]
+) -> None:
+    # Another replica: its own engine, so it can never be handed the first one's connection.
+    other = make_engine(database_url)
+    first, second = relay_lock(factory), relay_lock(make_session_factory(other))
+    try:
+        assert first.held()
+        first.release()
+        # The connection went back to the first engine's pool; the lock must not stay on it.
+        assert second.held()
+        assert not first.held()
+    finally:
+        first.release()
+        second.release()
+        other.dispose()
