@@ -177,7 +177,7 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
     add_ops_routes(
         app,
         requests=metrics.REQUESTS,
-        checks=lambda: {"directory": "ok" if follower.caught_up.is_set() else "loading"},
+        checks=follower.readiness,
         ready_doc="Ready once the directory has been read up to date.",
     )
 
