@@ -346,8 +346,12 @@ class DirectoryFollower:
             client_id="directory-follower",
         )
         try:
-            (described,) = admin.describe_topics([topics.DIRECTORY])
-            self._topic_id = str(described["topic_id"]) if described.get("topic_id") else None
+            described = admin.describe_topics([topics.DIRECTORY])
+            topic_id = next(
+                (t.get("topic_id") for t in described if t.get("name") == topics.DIRECTORY), None
+            )
+            # No id (a broker before KIP-516): the offsets are then the only check.
+            self._topic_id = str(topic_id) if topic_id else None
             configs = admin.describe_configs(
                 [ConfigResource(ConfigResourceType.TOPIC, topics.DIRECTORY)],
                 config_filter="all",
