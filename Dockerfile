@@ -19,6 +19,8 @@ ENV PATH=/opt/duban/bin:$PATH \
 RUN groupadd --system --gid 10001 duban \
     && useradd --system --uid 10001 --gid duban --no-create-home --shell /usr/sbin/nologin duban
 COPY --from=build /opt/duban /opt/duban
+# Owned by the service user, so a volume mounted here (the directory checkpoint) is too.
+RUN install -d -o 10001 -g 10001 -m 0700 /var/lib/duban /var/lib/duban/directory
 WORKDIR /srv/duban
 USER 10001:10001
 EXPOSE 8001 8002 8003

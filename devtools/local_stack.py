@@ -157,7 +157,11 @@ def main() -> None:
         log = open(VAR / "log" / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
         children[name] = subprocess.Popen(  # noqa: S603
             [sys.executable, "-m", f"services.{name}.main"],
-            env={**env, "DUBAN_PORT": str(port)},
+            env={
+                "DUBAN_DIRECTORY_CACHE_DIR": str(VAR / "directory-cache" / name),
+                **env,
+                "DUBAN_PORT": str(port),
+            },
             stdout=log,
             stderr=log,
             cwd=ROOT,

@@ -26,3 +26,9 @@ PUBLISH_LATENCY = Histogram(
 PUBLISH_FAILURES = Counter(
     "duban_publish_failures_total", "Publishes the broker did not acknowledge.", ["topic"]
 )
+DIRECTORY_CHECKPOINTS = Counter(
+    "duban_directory_checkpoints_total",
+    "Directory follower checkpoints: restored, ignored (unsafe to use), unreadable or missing "
+    "on start; saved or failed when written.",
+    ["outcome"],
+)

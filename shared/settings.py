@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
@@ -54,6 +55,12 @@ class CommonSettings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     # Longest a request's database statement may run before it is cancelled (503).
     request_statement_timeout_ms: int = Field(default=15_000, ge=100)
+    # Where a directory follower keeps its checkpoint (the state it read and the offsets it
+    # read it up to), so a restart reads only what came after. Unset: no checkpoint, every
+    # start reads the directory topic from the beginning (docs/guarantees.md).
+    directory_cache_dir: Path | None = None
+    # Once caught up, the checkpoint is rewritten at most this often when something changed.
+    directory_checkpoint_seconds: float = Field(default=60.0, gt=0)
 
     def clock(self) -> OffsetClock:
         """The service clock: wall time shifted by `clock_offset_seconds`."""

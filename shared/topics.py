@@ -1,5 +1,6 @@
 """Topic names: the contracts between services."""
 
+import datetime as dt
 from types import MappingProxyType
 from typing import Final
 
@@ -12,8 +13,9 @@ ALL: Final = (PROGRESS_REPORTS, TASK_EVENTS, DIRECTORY)
 # The directory is a changelog keyed by entity (`key:<key_id>`, `task:<code>`): only the
 # latest value of each key matters and a null value (tombstone) deletes it, so the broker
 # may compact it. Compaction only touches closed segments: roll one every hour and clean
-# once a tenth of the log is superseded. Tombstones stay an hour: followers always read
-# from the start and swap in a fresh state, so none relies on seeing an old tombstone.
+# once a tenth of the log is superseded. Tombstones stay an hour: a follower either reads
+# from the start and swaps in a fresh state, or resumes from a checkpoint younger than that
+# (shared/directory_checkpoint.py), so none relies on a tombstone older than an hour.
 DIRECTORY_CONFIG: Final = MappingProxyType(
     {
         "cleanup.policy": "compact",
@@ -21,6 +23,11 @@ DIRECTORY_CONFIG: Final = MappingProxyType(
         "segment.ms": "3600000",
         "delete.retention.ms": "3600000",
     }
+)
+
+# How long the broker keeps a directory tombstone at least, once written.
+DIRECTORY_TOMBSTONE_RETENTION: Final = dt.timedelta(
+    milliseconds=int(DIRECTORY_CONFIG["delete.retention.ms"])
 )
 
 # Topic-level settings each topic is created (and kept) with; the rest use broker defaults.

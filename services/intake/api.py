@@ -343,7 +343,7 @@ def submit_report(
 def directory_check(request_app: FastAPI) -> dict[str, str]:
     """Ready once the directory has been read up to date."""
     follower: DirectoryFollower = request_app.state.follower
-    return {"directory": "ok" if follower.caught_up.is_set() else "loading"}
+    return follower.readiness()
 
 
 def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool = True) -> FastAPI:

@@ -417,7 +417,7 @@ class NotifierWorkers:
         """What readiness reports about the workers."""
         checks: dict[str, Any] = {
             **self.consumer.readiness(),
-            "directory": "ok" if self.follower.caught_up.is_set() else "loading",
+            **self.follower.readiness(),
         }
         if self.settings.dispatcher_enabled and self.dispatcher_error:
             checks["dispatcher"] = f"error: {self.dispatcher_error}"
