@@ -14,14 +14,15 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstrai
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.notifier import metrics, service
+from services.notifier import metrics
+from services.notifier.adapters.sql import SqlUnitOfWork
 from services.notifier.channels.base import Channel
 from services.notifier.escalation.policy import ChannelKind
-from services.notifier.service import Refused
+from services.notifier.refusals import Refused
 from services.notifier.settings import NotifierSettings
+from services.notifier.usecases import escalations
 from services.notifier.workers import NotifierWorkers
 from shared.clock import Clock
-from shared.db import UnitOfWork
 from shared.directory import InvalidKey
 from shared.events import ApiKeyPublished
 from shared.ops import add_ops_routes, database_check
@@ -144,13 +145,13 @@ class DigestView(BaseModel):
     failed_at: dt.datetime | None
 
 
-def get_session(request: Request) -> Iterator[Session]:
+def get_uow(request: Request) -> Iterator[SqlUnitOfWork]:
     """One unit of work per request; routes that write commit it themselves."""
-    with UnitOfWork(request.app.state.session_factory) as uow:
-        yield uow.session
+    with SqlUnitOfWork(request.app.state.session_factory) as uow:
+        yield uow
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+UowDep = Annotated[SqlUnitOfWork, Depends(get_uow)]
 ERRORS: dict[int | str, dict[str, str]] = {
     401: {"description": "未认证"},
     403: {"description": "无权操作"},
@@ -238,7 +239,7 @@ def create_app(
         responses=ERRORS,
     )
     def get_notifications(
-        db: SessionDep,
+        db: UowDep,
         who: Who,
         recipient: Annotated[str | None, Query(max_length=200, description="接收单位")] = None,
         task: Annotated[str | None, Query(max_length=120, description="任务编号")] = None,
@@ -249,9 +250,10 @@ def create_app(
         offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
     ) -> NotificationPage:
         """The notification log; a unit sees only what was sent to it."""
-        rows, total = service.list_notifications(
+        rows, total = escalations.list_notifications(
             db,
-            recipient=service.visible_recipient(who, recipient),
+            who=who,
+            recipient=recipient,
             task_code=task,
             level=level,
             status=status,
@@ -272,9 +274,9 @@ def create_app(
         tags=["notifications"],
         responses=ERRORS,
     )
-    def get_digest(db: SessionDep, who: Who, digest_id: uuid.UUID) -> DigestView:
+    def get_digest(db: UowDep, who: Who, digest_id: uuid.UUID) -> DigestView:
         """One message as sent (several tasks for one recipient on one channel)."""
-        row = service.get_digest(db, digest_id=digest_id, who=who)
+        row = escalations.get_digest(db, digest_id=digest_id, who=who)
         return DigestView.model_validate(row, from_attributes=True)
 
     @app.post(
@@ -285,10 +287,10 @@ def create_app(
         responses={**ERRORS, 409: {"description": "没有可签收的通知"}},
     )
     def post_acknowledgement(
-        db: SessionDep, who: Who, code: TaskCode, body: AcknowledgementIn
+        db: UowDep, who: Who, code: TaskCode, body: AcknowledgementIn
     ) -> AcknowledgementView:
         """签收 one level of a task: its repeats stop (re-armed if no report follows)."""
-        ack = service.acknowledge(
+        ack = escalations.acknowledge(
             db,
             task_code=code,
             level=body.level,
@@ -310,9 +312,9 @@ def create_app(
         tags=["escalation"],
         responses=ERRORS,
     )
-    def post_snooze(db: SessionDep, who: Who, code: TaskCode, body: SnoozeIn) -> SnoozeView:
+    def post_snooze(db: UowDep, who: Who, code: TaskCode, body: SnoozeIn) -> SnoozeView:
         """Silence a task (or one level) until a time, for a recorded reason; office only."""
-        row = service.snooze(
+        row = escalations.snooze(
             db,
             task_code=code,
             level=body.level,
@@ -335,9 +337,9 @@ def create_app(
         tags=["escalation"],
         responses=ERRORS,
     )
-    def get_escalations(db: SessionDep, who: Who, code: TaskCode) -> EscalationsView:
+    def get_escalations(db: UowDep, who: Who, code: TaskCode) -> EscalationsView:
         """Notifications, 签收 and snoozes of one task, for the task's timeline."""
-        found = service.task_escalations(db, task_code=code, who=who)
+        found = escalations.task_escalations(db, task_code=code, who=who)
         return EscalationsView(
             task_code=found.task_code,
             light=found.light,
