@@ -16,14 +16,15 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.notifier import audit, metrics, service
+from services.notifier import audit, metrics
+from services.notifier.adapters.sql import SqlUnitOfWork
 from services.notifier.channels.base import Channel
 from services.notifier.escalation.policy import ChannelKind
-from services.notifier.service import Refused
+from services.notifier.refusals import Refused
 from services.notifier.settings import NotifierSettings
+from services.notifier.usecases import escalations
 from services.notifier.workers import NotifierWorkers
 from shared.clock import Clock
-from shared.db import UnitOfWork
 from shared.directory import InvalidKey
 from shared.edge import create_edge_app
 from shared.edge.principal import principal_dependency, unauthorized
@@ -150,13 +151,13 @@ class DigestView(BaseModel):
     failed_at: dt.datetime | None
 
 
-def get_session(request: Request) -> Iterator[Session]:
+def get_uow(request: Request) -> Iterator[SqlUnitOfWork]:
     """One unit of work per request; routes that write commit it themselves."""
-    with UnitOfWork(request.app.state.session_factory) as uow:
-        yield uow.session
+    with SqlUnitOfWork(request.app.state.session_factory) as uow:
+        yield uow
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+UowDep = Annotated[SqlUnitOfWork, Depends(get_uow)]
 
 
 def get_workers(request: Request) -> NotifierWorkers:
@@ -204,7 +205,7 @@ TaskFilter = Annotated[str | None, Query(max_length=120, description="任务编�
     responses=READ,
 )
 def get_notifications(
-    db: SessionDep,
+    db: UowDep,
     who: Who,
     recipient: Recipient = None,
     task: TaskFilter = None,
@@ -215,9 +216,10 @@ def get_notifications(
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> NotificationPage:
     """The notification log; a unit sees only what was sent to it."""
-    rows, total = service.list_notifications(
+    rows, total = escalations.list_notifications(
         db,
-        recipient=service.visible_recipient(who, recipient),
+        who=who,
+        recipient=recipient,
         task_code=task,
         level=level,
         status=status,
@@ -239,9 +241,9 @@ def get_notifications(
     tags=["notifications"],
     responses=READ,
 )
-def get_digest(db: SessionDep, who: Who, digest_id: uuid.UUID) -> DigestView:
+def get_digest(db: UowDep, who: Who, digest_id: uuid.UUID) -> DigestView:
     """One message as sent (several tasks for one recipient on one channel)."""
-    row = service.get_digest(db, digest_id=digest_id, who=who)
+    row = escalations.get_digest(db, digest_id=digest_id, who=who)
     return DigestView.model_validate(row, from_attributes=True)
 
 
@@ -254,7 +256,7 @@ def get_digest(db: SessionDep, who: Who, digest_id: uuid.UUID) -> DigestView:
 )
 def post_acknowledgement(
     request: Request,
-    db: SessionDep,
+    db: UowDep,
     who: Who,
     workers: WorkersDep,
     now: NowDep,
@@ -262,7 +264,7 @@ def post_acknowledgement(
     body: AcknowledgementIn,
 ) -> AcknowledgementView:
     """签收 one level of a task: its repeats stop (re-armed if no report follows)."""
-    ack = service.acknowledge(
+    ack = escalations.acknowledge(
         db,
         task_code=code,
         level=body.level,
@@ -272,7 +274,7 @@ def post_acknowledgement(
         now=now,
     )
     view = AcknowledgementView.model_validate(ack, from_attributes=True)
-    audit.record_write(db, request, principal=who, now=now, status=201)
+    audit.record_write(db.session, request, principal=who, now=now, status=201)
     db.commit()
     log.info("escalation.acknowledged", task=code, level=body.level, by=ack.by_name)
     workers.request_tick()
@@ -288,7 +290,7 @@ def post_acknowledgement(
 )
 def post_snooze(
     request: Request,
-    db: SessionDep,
+    db: UowDep,
     who: Who,
     workers: WorkersDep,
     now: NowDep,
@@ -296,7 +298,7 @@ def post_snooze(
     body: SnoozeIn,
 ) -> SnoozeView:
     """Silence a task (or one level) until a time, for a recorded reason; office only."""
-    row = service.snooze(
+    row = escalations.snooze(
         db,
         task_code=code,
         level=body.level,
@@ -308,7 +310,7 @@ def post_snooze(
         task_known_elsewhere=workers.directory.task(code) is not None,
     )
     view = SnoozeView.model_validate(row, from_attributes=True)
-    audit.record_write(db, request, principal=who, now=now, status=201)
+    audit.record_write(db.session, request, principal=who, now=now, status=201)
     db.commit()
     log.info("escalation.snoozed", task=code, level=body.level, until=body.until.isoformat())
     workers.request_tick()
@@ -321,9 +323,9 @@ def post_snooze(
     tags=["escalation"],
     responses=READ,
 )
-def get_escalations(db: SessionDep, who: Who, code: TaskCode) -> EscalationsView:
+def get_escalations(db: UowDep, who: Who, code: TaskCode) -> EscalationsView:
     """Notifications, 签收 and snoozes of one task, for the task's timeline."""
-    found = service.task_escalations(db, task_code=code, who=who)
+    found = escalations.task_escalations(db, task_code=code, who=who)
     return EscalationsView(
         task_code=found.task_code,
         light=found.light,

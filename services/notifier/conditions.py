@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
-
-import structlog
-from pydantic import ValidationError
-from sqlalchemy import BindParameter, any_, bindparam, select
-from sqlalchemy.dialects.postgresql import ARRAY
-from sqlalchemy.orm import Session
-from sqlalchemy.types import Text
 
 from services.notifier.escalation.engine import TaskCondition
 from services.notifier.escalation.engine import is_stopped as is_stopped
-from services.notifier.orm import TaskCondition as TaskConditionRow
 from shared.clock import end_of_day, shanghai_date
 from shared.events import TaskConditionChanged
 from shared.vocabulary import Light, TaskStatus
 
-log = structlog.get_logger(__name__)
-
 _TIMES = ("red_since", "yellow_since", "report_due_at", "last_report_at", "due_at")
 _TUPLES = ("reasons_zh", "lead_units", "co_units", "leaders")
-
-
-def text_array(values: Iterable[str]) -> BindParameter[Any]:
-    """One array parameter instead of one placeholder per value (`= ANY(:values)`)."""
-    return bindparam(None, list(values), type_=ARRAY(Text()))
 
 
 def condition_at(event: TaskConditionChanged, *, now: dt.datetime) -> TaskCondition:
@@ -94,23 +79,3 @@ def condition_from_json(data: Mapping[str, Any]) -> TaskCondition:
     for name in _TUPLES:
         fields[name] = tuple(fields.get(name) or ())
     return TaskCondition(**fields)
-
-
-def load_conditions(
-    session: Session, *, now: dt.datetime, codes: Iterable[str] | None = None
-) -> tuple[list[TaskCondition], list[str]]:
-    """The engine's conditions at `now`, and the codes of tasks whose stored event is unusable."""
-    query = select(TaskConditionRow)
-    if codes is not None:
-        query = query.where(TaskConditionRow.task_code == any_(text_array(codes)))
-    conditions: list[TaskCondition] = []
-    unreadable: list[str] = []
-    for row in session.execute(query.order_by(TaskConditionRow.task_code)).scalars():
-        try:
-            event = TaskConditionChanged.model_validate(row.event)
-            conditions.append(condition_at(event, now=now))
-        except (ValidationError, ValueError) as exc:
-            # One bad row must not stop escalation for every other task.
-            unreadable.append(row.task_code)
-            log.error("escalation.condition_unreadable", task=row.task_code, error=str(exc))
-    return conditions, unreadable

@@ -7,10 +7,9 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy.orm import Session, sessionmaker
 
-from services.notifier.service import apply_task_event
-from shared.db import UnitOfWork
+from services.notifier.usecases.folding import apply_task_event
+from services.notifier.usecases.ports import UnitOfWork
 from shared.events import UnsupportedEvent, decode_task_event
 from shared.kafka import MessagePosition, Outcome, PoisonMessage
 
@@ -18,7 +17,7 @@ log = structlog.get_logger(__name__)
 
 
 def make_task_event_handler(
-    session_factory: sessionmaker[Session],
+    new_uow: Callable[[], UnitOfWork],
     *,
     on_change: Callable[[], None] | None = None,
 ) -> Callable[[Any], Outcome]:
@@ -30,8 +29,8 @@ def make_task_event_handler(
         except (ValueError, ValidationError, UnsupportedEvent) as exc:
             raise PoisonMessage(f"undecodable task event: {exc}") from exc
         position = MessagePosition.of(message)
-        with UnitOfWork(session_factory) as uow:
-            folded = apply_task_event(uow.session, event, position=position)
+        with new_uow() as uow:
+            folded = apply_task_event(uow, event, position=position)
             uow.commit()
         # After the commit: the tick runs in its own transaction and must see this change.
         if folded.changed and on_change is not None:

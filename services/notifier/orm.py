@@ -1,4 +1,9 @@
-"""Postgres tables owned by the notifier (schema `notifier`)."""
+"""Postgres tables owned by the notifier (schema `notifier`).
+
+Each mapped class is named `...Row` (`TaskCondition`, `Digest` and `Snooze` are the escalation
+engine's dataclasses). Only the SQL adapters (adapters/sql.py) use these rows; the use cases
+see the records of `usecases/ports.py` the adapters fill from them.
+"""
 
 from __future__ import annotations
 
@@ -23,15 +28,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import text as sql_text
 
+from services.notifier.usecases.ports import PENDING
+
 SCHEMA = "notifier"
 Timestamp = DateTime(timezone=True)
-
-# Notification and digest outcomes.
-PENDING = "pending"  # planned, not yet delivered (a claimed one has a digest_id)
-DELIVERED = "delivered"  # the channel accepted it; delivered_at says when
-FAILED = "failed"  # permanently refused, or transient failures outlasted every round
-CANCELLED = "cancelled"  # the plan no longer called for it before it was sent
-SENDING = "sending"  # a digest composed and awaiting (re)delivery, or leased to a sender
 
 
 class Base(DeclarativeBase):
@@ -48,7 +48,7 @@ class Base(DeclarativeBase):
     )
 
 
-class TaskCondition(Base):
+class TaskConditionRow(Base):
     """The latest known condition of a task, folded from task events."""
 
     __tablename__ = "task_conditions"
@@ -62,7 +62,7 @@ class TaskCondition(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
 
 
-class Digest(Base):
+class DigestRow(Base):
     """One message to one recipient on one channel for one window; its id is the idempotency key.
 
     Composed (and committed) before the first send, so a resend after a crash carries the
@@ -107,7 +107,7 @@ class Digest(Base):
     )
 
 
-class Notification(Base):
+class NotificationRow(Base):
     """One task, level, recipient, channel and window: the notification log.
 
     `id` is derived from the engine's notification id and the channel, so planning the same
@@ -154,7 +154,7 @@ class Notification(Base):
     )
 
 
-class Acknowledgement(Base):
+class AcknowledgementRow(Base):
     """A 签收 of one level of a task; stops that level's repeats."""
 
     __tablename__ = "acknowledgements"
@@ -171,7 +171,7 @@ class Acknowledgement(Base):
     __table_args__ = (Index("ix_acknowledgements_task_code", "task_code", "acknowledged_at"),)
 
 
-class Snooze(Base):
+class SnoozeRow(Base):
     """Silence for a task (or one of its levels) until a time, for a recorded reason."""
 
     __tablename__ = "snoozes"
@@ -189,7 +189,7 @@ class Snooze(Base):
     __table_args__ = (Index("ix_snoozes_task_code", "task_code", "until"),)
 
 
-class ProcessedEvent(Base):
+class ProcessedEventRow(Base):
     """Task events already folded in; makes redelivery harmless."""
 
     __tablename__ = "processed_events"

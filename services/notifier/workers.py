@@ -26,6 +26,7 @@ from kafka.errors import KafkaError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.notifier import metrics
+from services.notifier.adapters.sql import unit_of_work_factory
 from services.notifier.channels.base import Channel
 from services.notifier.channels.dingtalk import DingTalkChannel
 from services.notifier.channels.email import EmailChannel
@@ -33,7 +34,6 @@ from services.notifier.channels.inbox import InboxChannel
 from services.notifier.channels.webhook import WebhookChannel
 from services.notifier.channels.wecom import WeComChannel
 from services.notifier.consumer import make_task_event_handler
-from services.notifier.delivery import DeliveryReport, compose_digests, deliver_next_digest
 from services.notifier.escalation.contacts import ContactBook, ContactsError, ContactsReloader
 from services.notifier.escalation.engine import Recipient
 from services.notifier.escalation.policy import (
@@ -44,11 +44,12 @@ from services.notifier.escalation.policy import (
     RecipientRole,
     policy_summary,
 )
-from services.notifier.planning import TickResult, count_pending, run_tick
 from services.notifier.settings import NotifierSettings
+from services.notifier.usecases.delivery import DeliveryReport, deliver_next_digest
+from services.notifier.usecases.digests import compose_digests
+from services.notifier.usecases.tick import TickResult, count_pending, run_tick
 from shared import topics
 from shared.clock import Clock
-from shared.db import UnitOfWork
 from shared.directory import Directory, DirectoryFollower
 from shared.kafka import ConsumerLoop, ensure_topics
 
@@ -91,6 +92,7 @@ class NotifierWorkers:
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
+        self.new_uow = unit_of_work_factory(session_factory)
         self.clock = clock
         self._policy_file = PolicyReloader(settings.effective_policy_path)
         self._contacts_file = ContactsReloader(settings.contacts_path)
@@ -108,7 +110,7 @@ class NotifierWorkers:
             topic=topics.TASK_EVENTS,
             group_id=settings.consumer_group,
             handler=make_task_event_handler(
-                session_factory,
+                self.new_uow,
                 on_change=self.request_tick if settings.escalate_on_event else None,
             ),
             stop_event=self.stop_event,
@@ -215,10 +217,8 @@ class NotifierWorkers:
         policy = self.policy
         now = self.clock.now()
         try:
-            with UnitOfWork(self.session_factory) as uow:
-                result = run_tick(
-                    uow.session, policy=policy, now=now, system_url=self.settings.system_url
-                )
+            with self.new_uow() as uow:
+                result = run_tick(uow, policy=policy, now=now, system_url=self.settings.system_url)
                 uow.commit()
         except Exception:
             metrics.TICKS.labels("failed").inc()
@@ -303,9 +303,9 @@ class NotifierWorkers:
     def dispatch_pending(self, *, limit: int | None = None) -> list[DeliveryReport]:
         """Compose pending notifications into digests, then deliver due digests one by one."""
         policy = self.policy
-        with UnitOfWork(self.session_factory) as uow:
+        with self.new_uow() as uow:
             composed = compose_digests(
-                uow.session,
+                uow,
                 zone=policy.zone,
                 now=self.clock.now(),
                 batch_size=self.settings.dispatch_batch_size,
@@ -316,7 +316,7 @@ class NotifierWorkers:
         while not self.stop_event.is_set() and (limit is None or len(reports) < limit):
             # Claims, sends and records in transactions of its own; none spans the send.
             report = deliver_next_digest(
-                self.session_factory,
+                self.new_uow,
                 worker=self.worker_id,
                 lease_seconds=self.settings.delivery_lease_seconds,
                 zone=policy.zone,
@@ -354,8 +354,8 @@ class NotifierWorkers:
         self._wake_dispatcher.set()
 
     def _update_pending(self) -> None:
-        with UnitOfWork(self.session_factory) as uow:
-            metrics.PENDING.set(count_pending(uow.session))
+        with self.new_uow() as uow:
+            metrics.PENDING.set(count_pending(uow))
 
     # ----------------------------------------------------------------- lifecycle
 

@@ -29,9 +29,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.notifier import service as notifier
+from services.notifier.adapters.sql import SqlUnitOfWork
 from services.notifier.escalation.policy import default_policy
-from services.notifier.orm import Acknowledgement, Notification
+from services.notifier.orm import AcknowledgementRow, NotificationRow
+from services.notifier.refusals import Refused
+from services.notifier.usecases import escalations, folding
+from services.notifier.usecases.ports import AcknowledgementRecord
 from services.tracker import actions, importer, keys
 from services.tracker.api import create_app as create_tracker
 from services.tracker.catalog.model import ParsedDocument
@@ -420,14 +423,14 @@ def test_an_acknowledgement_decides_on_the_units_a_concurrent_task_event_sets(
     engine = make_engine(database_url)
     factory = make_session_factory(engine)
     policy = default_policy()
-    with UnitOfWork(factory) as uow:
-        notifier.apply_task_event(
-            uow.session,
+    with SqlUnitOfWork(factory) as uow:
+        folding.apply_task_event(
+            uow,
             condition("T-A", at=at, light="red", red_since=at, lead=housing),
             position=MessagePosition(topics.TASK_EVENTS, 0, 0),
         )
         uow.session.add(
-            Notification(
+            NotificationRow(
                 id=uuid.uuid4(),
                 notification_id=uuid.uuid4(),
                 task_codes=["T-A"],
@@ -459,10 +462,10 @@ def test_an_acknowledgement_decides_on_the_units_a_concurrent_task_event_sets(
         revoked=False,
     )
 
-    def acknowledge() -> Acknowledgement:
-        with UnitOfWork(factory) as uow:
-            ack = notifier.acknowledge(
-                uow.session,
+    def acknowledge() -> AcknowledgementRecord:
+        with SqlUnitOfWork(factory) as uow:
+            ack = escalations.acknowledge(
+                uow,
                 task_code="T-A",
                 level=2,
                 note=None,
@@ -474,9 +477,9 @@ def test_an_acknowledgement_decides_on_the_units_a_concurrent_task_event_sets(
         return ack
 
     # The task passes to another unit: its event is being folded, not yet committed.
-    with UnitOfWork(factory) as fold, ThreadPoolExecutor(max_workers=1) as pool:
-        notifier.apply_task_event(
-            fold.session,
+    with SqlUnitOfWork(factory) as fold, ThreadPoolExecutor(max_workers=1) as pool:
+        folding.apply_task_event(
+            fold,
             condition("T-A", at=at + dt.timedelta(hours=1), light="red", lead=civil, co=()),
             position=MessagePosition(topics.TASK_EVENTS, 0, 1),
         )
@@ -487,12 +490,12 @@ def test_an_acknowledgement_decides_on_the_units_a_concurrent_task_event_sets(
             what="the 签收 to finish or wait for a lock",
         )
         fold.commit()
-        with pytest.raises(notifier.Refused) as refused:
+        with pytest.raises(Refused) as refused:
             signing.result(WAIT)
 
     assert refused.value.code == "not_responsible"
-    with UnitOfWork(factory) as uow:
-        assert uow.session.execute(select(Acknowledgement)).first() is None
+    with UnitOfWork(factory) as check:
+        assert check.session.execute(select(AcknowledgementRow)).first() is None
     engine.dispose()
 
 

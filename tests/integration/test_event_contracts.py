@@ -16,9 +16,10 @@ from kafka import KafkaProducer
 from sqlalchemy import select
 
 from devtools.servers import Broker
-from services.notifier.conditions import load_conditions
+from services.notifier.adapters.sql import SqlUnitOfWork, unit_of_work_factory
 from services.notifier.consumer import make_task_event_handler
-from services.notifier.orm import TaskCondition
+from services.notifier.orm import TaskConditionRow
+from services.notifier.usecases.folding import current_conditions
 from services.tracker.consumer import make_report_handler
 from services.tracker.importer import import_document
 from services.tracker.orm import Report
@@ -70,18 +71,18 @@ def test_the_tracker_applies_a_report_with_fields_it_does_not_know(database_url:
 
 def test_the_notifier_folds_task_events_with_fields_it_does_not_know(database_url: str) -> None:
     factory = make_session_factory(make_engine(database_url))
-    handle = make_task_event_handler(factory)
+    handle = make_task_event_handler(unit_of_work_factory(factory))
     for offset, name in enumerate(
         ("task.action_recorded.v1.json", "task.condition_changed.v1.json")
     ):
         outcome = handle(Record(topics.TASK_EVENTS, grown_example(name), offset=offset))
         assert outcome is Outcome.APPLIED, name
 
-    with UnitOfWork(factory) as uow:
+    with SqlUnitOfWork(factory) as uow:
         code, event = uow.session.execute(
-            select(TaskCondition.task_code, TaskCondition.event)
+            select(TaskConditionRow.task_code, TaskConditionRow.event)
         ).one()
-        conditions, unreadable = load_conditions(uow.session, now=NOW)
+        conditions, unreadable = current_conditions(uow.conditions, now=NOW)
     assert UNKNOWN_FIELD not in json.dumps(event)
     # What the notifier stored, it reads back for escalation.
     assert unreadable == []
@@ -91,14 +92,14 @@ def test_the_notifier_folds_task_events_with_fields_it_does_not_know(database_ur
 def test_consumers_dead_letter_what_they_cannot_read_with_the_reason(database_url: str) -> None:
     factory = make_session_factory(make_engine(database_url))
     data = json.loads(grown_example("task.condition_changed.v1.json"))
-    handle = make_task_event_handler(factory)
+    handle = make_task_event_handler(unit_of_work_factory(factory))
     with pytest.raises(PoisonMessage, match="unsupported schema_version 2"):
         handle(Record(topics.TASK_EVENTS, json.dumps({**data, "schema_version": 2}).encode()))
     without_light = {key: value for key, value in data.items() if key != "light"}
     with pytest.raises(PoisonMessage, match="light"):
         handle(Record(topics.TASK_EVENTS, json.dumps(without_light).encode()))
     with UnitOfWork(factory) as uow:
-        assert uow.session.execute(select(TaskCondition)).first() is None
+        assert uow.session.execute(select(TaskConditionRow)).first() is None
 
 
 def test_the_directory_follower_applies_entries_with_fields_it_does_not_know(

@@ -13,12 +13,13 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.notifier.adapters.sql import SqlUnitOfWork
 from services.notifier.api import create_app
 from services.notifier.escalation.contacts import ContactsError
 from services.notifier.escalation.policy import LOCAL_POLICY_PATH, PolicyError
-from services.notifier.orm import Notification
-from services.notifier.service import apply_task_event
+from services.notifier.orm import NotificationRow
 from services.notifier.settings import NotifierSettings
+from services.notifier.usecases.folding import apply_task_event
 from services.notifier.workers import NotifierWorkers
 from shared.clock import FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
@@ -93,9 +94,9 @@ def test_the_service_process_refuses_to_start_naming_the_line(tmp_path: Path) ->
 
 
 def fold(factory: sessionmaker[Session], *events: TaskConditionChanged) -> None:
-    with UnitOfWork(factory) as uow:
+    with SqlUnitOfWork(factory) as uow:
         for offset, event in enumerate(events):
-            apply_task_event(uow.session, event, position=MessagePosition("test", 0, offset))
+            apply_task_event(uow, event, position=MessagePosition("test", 0, offset))
         uow.commit()
 
 
@@ -114,8 +115,8 @@ def test_policy_edits_are_picked_up_and_bad_edits_are_refused(
     def levels_sent() -> list[tuple[int, str]]:
         with UnitOfWork(factory) as uow:
             rows = uow.session.execute(
-                select(Notification.level, Notification.recipient).order_by(
-                    Notification.created_at, Notification.recipient
+                select(NotificationRow.level, NotificationRow.recipient).order_by(
+                    NotificationRow.created_at, NotificationRow.recipient
                 )
             ).all()
         return [(level, name) for level, name in rows]

@@ -14,14 +14,16 @@ from sqlalchemy import create_engine, pool, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.notifier.adapters.sql import SqlUnitOfWork
 from services.notifier.channels.base import DeliveryResult
-from services.notifier.delivery import claim_next_digest, compose_digests, record_outcome
-from services.notifier.orm import Digest, Notification
-from services.notifier.service import apply_task_event
+from services.notifier.orm import DigestRow, NotificationRow
 from services.notifier.settings import NotifierSettings
+from services.notifier.usecases.delivery import claim_next_digest, record_outcome
+from services.notifier.usecases.digests import compose_digests
+from services.notifier.usecases.folding import apply_task_event
 from services.notifier.workers import NotifierWorkers
 from shared.clock import FixedClock
-from shared.db import UnitOfWork, make_engine, make_session_factory
+from shared.db import make_engine, make_session_factory
 from shared.kafka import MessagePosition
 
 from ..channels._servers import LocalHttpServer, Reply, SeenRequest
@@ -55,8 +57,8 @@ def office_on_webhook(tmp_path: Path, url: str) -> dict[str, Any]:
 
 def red_task(factory: sessionmaker[Session]) -> None:
     event = condition("T-A", at=sh(7, 1, 0, 0, 5), light="red", red_since=sh(7, 1, 0, 0))
-    with UnitOfWork(factory) as uow:
-        apply_task_event(uow.session, event, position=MessagePosition("test", 0, 0))
+    with SqlUnitOfWork(factory) as uow:
+        apply_task_event(uow, event, position=MessagePosition("test", 0, 0))
         uow.commit()
 
 
@@ -137,8 +139,8 @@ def test_no_transaction_or_row_lock_is_held_while_a_digest_is_sent(
         assert seen.idle_in_transaction == 0
         assert not seen.row_locked
         assert seen.lease_owner is not None and seen.lease_owner.startswith(workers.worker_id)
-    with UnitOfWork(factory) as uow:
-        row = uow.session.get(Digest, uuid.UUID(digest_id))
+    with SqlUnitOfWork(factory) as uow:
+        row = uow.session.get(DigestRow, uuid.UUID(digest_id))
         assert row is not None
         assert (row.status, row.rounds, row.attempts) == ("delivered", 1, 2)
         assert (row.lease_owner, row.leased_until) == (None, None)
@@ -152,16 +154,18 @@ def composed(tmp_path: Path, database_url: str) -> tuple[sessionmaker[Session], 
     workers = NotifierWorkers(settings, factory, FixedClock(NOW))
     red_task(factory)
     workers.tick()
-    with UnitOfWork(factory) as uow:
-        assert compose_digests(uow.session, zone=workers.policy.zone, now=NOW, batch_size=100)
+    with SqlUnitOfWork(factory) as uow:
+        assert compose_digests(uow, zone=workers.policy.zone, now=NOW, batch_size=100)
         uow.commit()
     return factory, workers
 
 
 def run_out(factory: sessionmaker[Session]) -> None:
     """The lease's time passes (as it would while its sender lies dead)."""
-    with UnitOfWork(factory) as uow:
-        uow.session.execute(update(Digest).values(leased_until=text("now() - interval '1 second'")))
+    with SqlUnitOfWork(factory) as uow:
+        uow.session.execute(
+            update(DigestRow).values(leased_until=text("now() - interval '1 second'"))
+        )
         uow.commit()
 
 
@@ -175,10 +179,8 @@ def test_an_expired_lease_is_taken_over_under_the_same_id_and_the_late_record_is
     zone = workers.policy.zone
 
     def claim(worker: str) -> Any:
-        with UnitOfWork(factory) as uow:
-            taken = claim_next_digest(
-                uow.session, zone=zone, now=NOW, lease_seconds=60, worker=worker
-            )
+        with SqlUnitOfWork(factory) as uow:
+            taken = claim_next_digest(uow, zone=zone, now=NOW, lease_seconds=60, worker=worker)
             uow.commit()
         return taken
 
@@ -195,25 +197,21 @@ def test_an_expired_lease_is_taken_over_under_the_same_id_and_the_late_record_is
 
     # The first sender comes back late with a success: it no longer holds the lease, so
     # nothing is recorded, and the digest stays with the second sender.
-    with UnitOfWork(factory) as uow:
-        late = record_outcome(
-            uow.session, first, OK, clock=lambda: NOW, rounds=6, backoff_seconds=60
-        )
+    with SqlUnitOfWork(factory) as uow:
+        late = record_outcome(uow, first, OK, clock=lambda: NOW, rounds=6, backoff_seconds=60)
         uow.commit()
     assert late.outcome == "lease_lost"
-    with UnitOfWork(factory) as uow:
-        row = uow.session.get(Digest, first.digest_id)
+    with SqlUnitOfWork(factory) as uow:
+        row = uow.session.get(DigestRow, first.digest_id)
         assert row is not None
         assert (row.status, row.rounds, row.lease_owner) == ("sending", 0, second.owner)
 
-    with UnitOfWork(factory) as uow:
-        report = record_outcome(
-            uow.session, second, OK, clock=lambda: NOW, rounds=6, backoff_seconds=60
-        )
+    with SqlUnitOfWork(factory) as uow:
+        report = record_outcome(uow, second, OK, clock=lambda: NOW, rounds=6, backoff_seconds=60)
         uow.commit()
     assert report.outcome == "delivered"
-    with UnitOfWork(factory) as uow:
-        row = uow.session.get(Digest, first.digest_id)
+    with SqlUnitOfWork(factory) as uow:
+        row = uow.session.get(DigestRow, first.digest_id)
         assert row is not None
         assert (row.status, row.rounds, row.lease_owner, row.leased_until) == (
             "delivered",
@@ -222,7 +220,7 @@ def test_an_expired_lease_is_taken_over_under_the_same_id_and_the_late_record_is
             None,
         )
         members = uow.session.execute(
-            select(Notification.status).where(Notification.digest_id == first.digest_id)
+            select(NotificationRow.status).where(NotificationRow.digest_id == first.digest_id)
         ).scalars()
         assert set(members) == {"delivered"}
     workers.stop()
@@ -232,22 +230,20 @@ def test_a_sender_past_its_lease_still_records_while_nobody_took_over(
     database_url: str, tmp_path: Path
 ) -> None:
     factory, workers = composed(tmp_path, database_url)
-    with UnitOfWork(factory) as uow:
+    with SqlUnitOfWork(factory) as uow:
         claim = claim_next_digest(
-            uow.session, zone=workers.policy.zone, now=NOW, lease_seconds=60, worker="a"
+            uow, zone=workers.policy.zone, now=NOW, lease_seconds=60, worker="a"
         )
         uow.commit()
     assert claim is not None
     run_out(factory)
     down = DeliveryResult(ok=False, attempts=4, error="connection refused", retryable=True)
-    with UnitOfWork(factory) as uow:
-        report = record_outcome(
-            uow.session, claim, down, clock=lambda: NOW, rounds=6, backoff_seconds=60
-        )
+    with SqlUnitOfWork(factory) as uow:
+        report = record_outcome(uow, claim, down, clock=lambda: NOW, rounds=6, backoff_seconds=60)
         uow.commit()
     assert report.outcome == "retry"
-    with UnitOfWork(factory) as uow:
-        row = uow.session.get(Digest, claim.digest_id)
+    with SqlUnitOfWork(factory) as uow:
+        row = uow.session.get(DigestRow, claim.digest_id)
         assert row is not None
         assert (row.status, row.rounds, row.lease_owner) == ("sending", 1, None)
         assert row.next_attempt_at == sh(7, 1, 9, 1)

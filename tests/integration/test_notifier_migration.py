@@ -11,9 +11,10 @@ from alembic import command
 from sqlalchemy import create_engine, text
 
 from devtools.servers import LocalPostgres
+from services.notifier.adapters.sql import SqlUnitOfWork
 from services.notifier.escalation.policy import local_policy
-from services.notifier.planning import run_tick
-from shared.db import UnitOfWork, make_session_factory
+from services.notifier.usecases.tick import run_tick
+from shared.db import make_session_factory
 from shared.migrations import alembic_config, upgrade_head
 
 from .test_notifier_support import OFFICE, condition, sh
@@ -66,12 +67,12 @@ def test_interim_rows_survive_and_count_as_history(postgres: LocalPostgres) -> N
 
     # The same day, the real engine sees the interim 督办 as sent and plans nothing.
     factory = make_session_factory(engine)
-    with UnitOfWork(factory) as uow:
-        result = run_tick(uow.session, policy=local_policy(), now=sh(7, 1, 9))
+    with SqlUnitOfWork(factory) as uow:
+        result = run_tick(uow, policy=local_policy(), now=sh(7, 1, 9))
         uow.commit()
     assert (result.planned, result.inserted) == (0, 0)
-    with UnitOfWork(factory) as uow:
-        result = run_tick(uow.session, policy=local_policy(), now=sh(7, 4, 9))
+    with SqlUnitOfWork(factory) as uow:
+        result = run_tick(uow, policy=local_policy(), now=sh(7, 4, 9))
         uow.commit()
     assert result.inserted == 2  # and repeats three days later, as the 2nd notice
     engine.dispose()

@@ -10,14 +10,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from services.notifier.adapters.sql import SqlUnitOfWork
 from services.notifier.channels.base import DeliveryResult, OutboundMessage
 from services.notifier.escalation.policy import ChannelKind
-from services.notifier.orm import Digest, Notification
-from services.notifier.service import apply_task_event
+from services.notifier.orm import DigestRow, NotificationRow
 from services.notifier.settings import NotifierSettings
+from services.notifier.usecases.folding import apply_task_event
 from services.notifier.workers import NotifierWorkers
 from shared.clock import FixedClock
-from shared.db import UnitOfWork, make_engine, make_session_factory
+from shared.db import make_engine, make_session_factory
 from shared.kafka import MessagePosition
 
 from .test_notifier_support import OFFICE, condition, sh, write_policy
@@ -71,7 +72,7 @@ def test_two_replicas_deliver_each_digest_once(database_url: str, tmp_path: Path
         replicas.append(
             NotifierWorkers(settings, factory, clock, channels={ChannelKind.WEBHOOK: channel})
         )
-    with UnitOfWork(replicas[0].session_factory) as uow:
+    with SqlUnitOfWork(replicas[0].session_factory) as uow:
         for offset, lead in enumerate(LEADS):
             event = condition(
                 f"T-{offset:02d}",
@@ -81,7 +82,7 @@ def test_two_replicas_deliver_each_digest_once(database_url: str, tmp_path: Path
                 lead=lead,
                 co=(),
             )
-            apply_task_event(uow.session, event, position=MessagePosition("test", 0, offset))
+            apply_task_event(uow, event, position=MessagePosition("test", 0, offset))
         uow.commit()
 
     start = threading.Barrier(2)
@@ -105,22 +106,22 @@ def test_two_replicas_deliver_each_digest_once(database_url: str, tmp_path: Path
     for workers in replicas:
         workers.dispatch_pending()
 
-    with UnitOfWork(replicas[0].session_factory) as uow:
+    with SqlUnitOfWork(replicas[0].session_factory) as uow:
         by_status = dict(
             uow.session.execute(
-                select(Notification.channel, func.count())
-                .where(Notification.status == "delivered")
-                .group_by(Notification.channel)
+                select(NotificationRow.channel, func.count())
+                .where(NotificationRow.status == "delivered")
+                .group_by(NotificationRow.channel)
             ).all()
         )
         digests = dict(
             uow.session.execute(
-                select(Digest.channel, func.count())
-                .where(Digest.status == "delivered")
-                .group_by(Digest.channel)
+                select(DigestRow.channel, func.count())
+                .where(DigestRow.status == "delivered")
+                .group_by(DigestRow.channel)
             ).all()
         )
-        total = uow.session.execute(select(func.count()).select_from(Notification)).scalar_one()
+        total = uow.session.execute(select(func.count()).select_from(NotificationRow)).scalar_one()
     # 30 tasks: their leaderships and the office on the webhook, the office in its inbox.
     assert by_status == {"webhook": 60, "inbox": 30}
     assert total == 90

@@ -15,7 +15,7 @@ from services.notifier.channels.base import Channel, DeliveryResult, OutboundMes
 from services.notifier.channels.inbox import InboxChannel
 from services.notifier.channels.webhook import WebhookChannel
 from services.notifier.escalation.policy import ChannelKind
-from services.notifier.orm import Digest, Notification
+from services.notifier.orm import DigestRow, NotificationRow
 from shared.clock import FixedClock
 from shared.db import UnitOfWork
 
@@ -72,7 +72,7 @@ def contacts(tmp_path: Path, url: str) -> Path:
 
 def digest_states(factory: Any) -> dict[str, str]:
     with UnitOfWork(factory) as uow:
-        return {str(d.id): d.status for d in uow.session.execute(select(Digest)).scalars()}
+        return {str(d.id): d.status for d in uow.session.execute(select(DigestRow)).scalars()}
 
 
 def test_restart_mid_batch_sends_nothing_twice(
@@ -145,7 +145,7 @@ def test_restart_mid_batch_sends_nothing_twice(
         assert digest_states(first.session_factory) == states
         assert states[crashed_id] == "sending"
         with UnitOfWork(first.session_factory) as uow:
-            crashed = uow.session.get(Digest, uuid.UUID(crashed_id))
+            crashed = uow.session.get(DigestRow, uuid.UUID(crashed_id))
             assert crashed is not None and crashed.lease_owner is not None
 
         # Replica C (a normal one) resumes: what was delivered is not sent again; the digest
@@ -166,7 +166,7 @@ def test_restart_mid_batch_sends_nothing_twice(
         assert set(keys_seen) == set(digest_states(first.session_factory))
         with UnitOfWork(first.session_factory) as uow:
             delivered = uow.session.execute(
-                select(Notification.id).where(Notification.status == "delivered")
+                select(NotificationRow.id).where(NotificationRow.status == "delivered")
             ).all()
         assert len(delivered) == 10
     finally:

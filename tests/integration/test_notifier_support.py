@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.notifier.api import create_app
 from services.notifier.channels.base import Channel
 from services.notifier.escalation.policy import DEFAULT_POLICY_PATH, ChannelKind
-from services.notifier.orm import SENDING, Digest, Notification
-from services.notifier.orm import TaskCondition as TaskConditionRow
-from services.notifier.planning import TickResult
+from services.notifier.orm import DigestRow, NotificationRow, TaskConditionRow
 from services.notifier.settings import NotifierSettings
+from services.notifier.usecases.ports import SENDING
+from services.notifier.usecases.tick import TickResult
 from services.notifier.workers import NotifierWorkers
 from shared import topics
 from shared.apikeys import issue_key
@@ -222,14 +222,14 @@ class Notifier:
         now = self.clock.now()
         with UnitOfWork(self.session_factory) as uow:
             pending = uow.session.execute(
-                select(Notification.id).where(
-                    Notification.status == "pending", Notification.digest_id.is_(None)
+                select(NotificationRow.id).where(
+                    NotificationRow.status == "pending", NotificationRow.digest_id.is_(None)
                 )
             ).all()
             due = uow.session.execute(
-                select(Digest.id).where(
-                    Digest.status == SENDING,
-                    (Digest.next_attempt_at.is_(None)) | (Digest.next_attempt_at <= now),
+                select(DigestRow.id).where(
+                    DigestRow.status == SENDING,
+                    (DigestRow.next_attempt_at.is_(None)) | (DigestRow.next_attempt_at <= now),
                 )
             ).all()
         return len(pending) + len(due)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from devtools.servers import Broker
 from services.notifier.channels.webhook import verify_signature
-from services.notifier.orm import Digest
+from services.notifier.orm import DigestRow
 from shared.db import UnitOfWork
 
 from ..channels._servers import free_port
@@ -176,7 +176,7 @@ def test_receiver_down_then_up_gets_each_digest_once(
             with UnitOfWork(notifier.session_factory) as uow:
                 sending = [
                     (d.status, d.rounds, d.next_attempt_at)
-                    for d in uow.session.execute(select(Digest)).scalars()
+                    for d in uow.session.execute(select(DigestRow)).scalars()
                     if d.channel == "webhook"
                 ]
             # Housing (T-A, T-B), civil (T-C), the office (all three).

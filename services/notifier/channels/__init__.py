@@ -8,7 +8,7 @@ from services.notifier.channels.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from services.notifier.channels.retry import RetryingChannel, RetryPolicy, send_with_retries
+from services.notifier.channels.retry import RetryPolicy, send_with_retries
 
 __all__ = [
     "Channel",
@@ -17,7 +17,6 @@ __all__ = [
     "OutboundMessage",
     "PermanentDeliveryError",
     "RetryPolicy",
-    "RetryingChannel",
     "TransientDeliveryError",
     "send_with_retries",
 ]

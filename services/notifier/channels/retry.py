@@ -107,15 +107,3 @@ def send_with_retries(
             ok=False, attempts=attempts, status_code=exc.status_code, error=str(exc)
         )
     return DeliveryResult(ok=True, attempts=attempts, status_code=status_code)
-
-
-class RetryingChannel:
-    """A Channel made from a single-attempt function and a retry policy."""
-
-    def __init__(self, attempt: Attempt, retry: RetryPolicy | None = None) -> None:
-        self._attempt = attempt
-        self._retry = retry or RetryPolicy()
-
-    def send(self, message: OutboundMessage) -> DeliveryResult:
-        """Deliver with retries; failures come back as a result, not an exception."""
-        return send_with_retries(self._attempt, message, self._retry)

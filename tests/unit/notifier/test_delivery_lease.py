@@ -11,11 +11,11 @@ from pydantic import ValidationError
 
 from services.notifier.channels.base import DeliveryResult, OutboundMessage, TransientDeliveryError
 from services.notifier.channels.retry import RetryPolicy, send_with_retries
-from services.notifier.delivery import Claim, next_round_at, next_step, send_claimed
 from services.notifier.escalation.contacts import Contact, ContactBook
 from services.notifier.escalation.engine import Digest, evaluate, group_into_digests
 from services.notifier.escalation.policy import ChannelKind, RecipientRole, default_policy
 from services.notifier.settings import NotifierSettings
+from services.notifier.usecases.delivery import Claim, next_round_at, next_step, send_claimed
 
 from ._builders import OFFICE, sh, task
 
