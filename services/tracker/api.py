@@ -10,10 +10,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.tracker import audit, metrics
-from services.tracker.actions import TaskNotFound
 from services.tracker.domain.workflow import RuleViolation
 from services.tracker.routes import actions, catalog, keys, ops, tasks
 from services.tracker.settings import TrackerSettings
+from services.tracker.usecases.workflow_actions import TaskNotFound
 from services.tracker.workers import TrackerWorkers
 from shared import httpguard
 from shared.clock import Clock

@@ -11,7 +11,7 @@ from services.tracker.domain.lights import (
     LightPolicy,
     MilestoneSnapshot,
     TaskSnapshot,
-    evaluate,
+    light_of,
 )
 from services.tracker.domain.progress import (
     IndicatorProgress,
@@ -137,7 +137,7 @@ def report_due_at(task: Task, *, now: dt.datetime) -> dt.datetime | None:
 
 def assess(task: Task, *, now: dt.datetime, policy: LightPolicy = DEFAULT_POLICY) -> Assessment:
     """Evaluate the task's light now."""
-    evaluation = evaluate(snapshot_of(task, policy), now=now, policy=policy)
+    evaluation = light_of(snapshot_of(task, policy), now=now, policy=policy)
     return Assessment(
         light=evaluation.light.value,
         reasons=tuple(r.text_zh for r in evaluation.reasons),

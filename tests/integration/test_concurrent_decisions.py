@@ -32,14 +32,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.notifier import service as notifier
 from services.notifier.escalation.policy import default_policy
 from services.notifier.orm import Acknowledgement, Notification
-from services.tracker import actions, importer, keys
+from services.tracker import importer, keys
+from services.tracker.adapters.sql import SqlUnitOfWork
 from services.tracker.api import create_app as create_tracker
 from services.tracker.catalog.model import ParsedDocument
 from services.tracker.orm import ExtensionDecision, OutboxMessage, Task
 from services.tracker.routes import actions as action_routes
 from services.tracker.routes import keys as key_routes
-from services.tracker.service import apply_report
 from services.tracker.settings import TrackerSettings
+from services.tracker.usecases import workflow_actions as actions
+from services.tracker.usecases.reports import apply_report
 from shared import topics
 from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
@@ -221,7 +223,7 @@ def applied(tracker: Tracker, event: ProgressReportSubmitted, offset: int) -> Ou
     """The report applied the way the consumer applies it: one transaction of its own."""
     with UnitOfWork(tracker.factory) as uow:
         outcome = apply_report(
-            uow.session,
+            SqlUnitOfWork(uow.session),
             event,
             position=MessagePosition(topics.PROGRESS_REPORTS, 0, offset),
             now=START,

@@ -287,7 +287,7 @@ def _received(snapshot: TaskSnapshot) -> frozenset[ReportPeriod]:
     return received
 
 
-def evaluate(
+def light_of(
     snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy = DEFAULT_POLICY
 ) -> Evaluation:
     """The task's light at `now`, with reasons and the next instant it could change."""

@@ -5,12 +5,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile, status
 
 from services.tracker import audit
+from services.tracker.access import IMPORT_CATALOG
 from services.tracker.auth import Principal
 from services.tracker.catalog.errors import CatalogError, DocumentTooLarge
 from services.tracker.catalog.limits import MAX_FILE_BYTES
 from services.tracker.catalog.parsing import parse_document
 from services.tracker.catalog.readers import read_document
-from services.tracker.deps import NowDep, UowDep, require_roles
+from services.tracker.deps import NowDep, UowDep, require
 from services.tracker.importer import import_document
 from shared.httpguard import error_responses
 from shared.textguard import find_forbidden
@@ -50,7 +51,7 @@ def import_catalog(
     request: Request,
     uow: UowDep,
     now: NowDep,
-    who: Annotated[Principal, Depends(require_roles("admin", "supervisor"))],
+    who: Annotated[Principal, Depends(require(IMPORT_CATALOG))],
     dry_run: Annotated[bool, Form(description="只解析，不写入")] = False,
     year: Annotated[int | None, Form(ge=1990, le=2100, description="文件年度")] = None,
 ) -> dict[str, Any]:
