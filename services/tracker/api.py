@@ -8,10 +8,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.tracker import audit, metrics
-from services.tracker.actions import TaskNotFound
 from services.tracker.domain.workflow import RuleViolation
 from services.tracker.routes import actions, catalog, keys, ops, tasks
 from services.tracker.settings import TrackerSettings
+from services.tracker.usecases.workflow_actions import TaskNotFound
 from services.tracker.workers import TrackerWorkers
 from shared.clock import Clock
 from shared.edge import create_edge_app

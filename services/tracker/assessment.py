@@ -10,7 +10,7 @@ from services.tracker.domain.lights import (
     LightPolicy,
     MilestoneSnapshot,
     TaskSnapshot,
-    evaluate,
+    light_of,
     owed_report,
     reporting_cadence,
 )
@@ -93,7 +93,7 @@ def period_for_report(task: Task, *, period: str | None, submitted_at: dt.dateti
 
 def assess(task: Task, *, now: dt.datetime, policy: LightPolicy = DEFAULT_POLICY) -> Assessment:
     """Evaluate the task's light now."""
-    evaluation = evaluate(snapshot_of(task, policy), now=now, policy=policy)
+    evaluation = light_of(snapshot_of(task, policy), now=now, policy=policy)
     return Assessment(
         light=evaluation.light,
         reasons=tuple(r.text_zh for r in evaluation.reasons),

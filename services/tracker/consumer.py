@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.tracker.service import apply_report
+from services.tracker.adapters.sql import SqlUnitOfWork
+from services.tracker.usecases.reports import apply_report
 from shared.clock import Clock
 from shared.db import UnitOfWork
 from shared.events import UnsupportedEvent, decode_report_event
@@ -27,7 +28,9 @@ def make_report_handler(
             raise PoisonMessage(f"undecodable progress report: {exc}") from exc
         position = MessagePosition.of(message)
         with UnitOfWork(session_factory) as uow:
-            outcome = apply_report(uow.session, event, position=position, now=clock.now())
+            outcome = apply_report(
+                SqlUnitOfWork(uow.session), event, position=position, now=clock.now()
+            )
             uow.commit()
         return outcome
 

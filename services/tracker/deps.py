@@ -8,18 +8,13 @@ from fastapi import Depends, HTTPException, Request, status
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from services.tracker import access
+from services.tracker.access import Permission
+from services.tracker.adapters.sql import lock_task
 from services.tracker.auth import Principal, authenticate, bearer_token
 from services.tracker.orm import Task
-from services.tracker.service import lock_task
 from shared.db import UnitOfWork
 from shared.edge.principal import admit
-from shared.vocabulary import PrincipalRole
-
-# Who may read task data at all; an operator key runs the service and sees none of it.
-TASK_READERS = frozenset(
-    {PrincipalRole.UNIT, PrincipalRole.SUPERVISOR, PrincipalRole.LEADER, PrincipalRole.ADMIN}
-)
-SEES_EVERY_TASK = frozenset({PrincipalRole.SUPERVISOR, PrincipalRole.ADMIN})
 
 
 def get_uow(request: Request) -> Iterator[UnitOfWork]:
@@ -81,36 +76,18 @@ def forbidden(code: str, message: str) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, detail={"code": code, "message": message})
 
 
-def require_roles(*roles: PrincipalRole) -> Callable[[Principal], Principal]:
-    """A dependency admitting only callers with one of `roles`."""
+def require(permission: Permission) -> Callable[[Principal], Principal]:
+    """A dependency admitting only callers holding `permission` (see `access`)."""
 
     def check(who: PrincipalDep) -> Principal:
-        if who.role not in roles:
-            raise forbidden("role_not_allowed", f"该操作需要 {'/'.join(roles)} 角色")
+        if not permission.allows(who):
+            raise forbidden("role_not_allowed", permission.message_zh)
         return who
 
     return check
 
 
-def task_reader(who: PrincipalDep) -> Principal:
-    """Any caller whose role may read task data (operators may not)."""
-    if who.role not in TASK_READERS:
-        raise forbidden("role_not_allowed", "该角色不能查看任务数据")
-    return who
-
-
-TaskReaderDep = Annotated[Principal, Depends(task_reader)]
-
-
-def may_see(who: Principal, task: Task) -> bool:
-    """Whether `who` may see this task: office and admin all, units theirs, leaders theirs."""
-    if who.role in SEES_EVERY_TASK:
-        return True
-    if who.role == PrincipalRole.UNIT:
-        return any(a.unit_id == who.unit_id for a in task.assignments)
-    if who.role == PrincipalRole.LEADER:
-        return who.leader is not None and who.leader in task.leaders
-    return False
+TaskReaderDep = Annotated[Principal, Depends(require(access.READ_TASKS))]
 
 
 def not_found(code: str) -> HTTPException:
@@ -132,7 +109,7 @@ def visible_task(
         task = db.execute(select(Task).where(Task.code == code)).scalar_one_or_none()
     if task is None:
         raise not_found(code)
-    if not may_see(who, task):
+    if not access.may_see(who, task):
         request.state.audit_hidden = True
         raise not_found(code)
     return task

@@ -10,6 +10,7 @@ from typing import Any, cast
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from services.tracker.adapters.sql import SqlOutbox
 from services.tracker.catalog.diff import diff_catalog
 from services.tracker.catalog.model import (
     CadenceName,
@@ -23,7 +24,7 @@ from services.tracker.catalog.model import PlanGoal as ParsedGoal
 from services.tracker.catalog.model import Target as ParsedTarget
 from services.tracker.catalog.units import unit_kind
 from services.tracker.orm import Document, Milestone, PlanGoal, Target, Task, TaskUnit, Unit
-from services.tracker.service import publish_assignment
+from services.tracker.usecases.directory import publish_assignment
 from shared.locks import AdvisoryLock
 from shared.vocabulary import DeadlineKind, Light, TaskStatus, UnitRole
 
@@ -238,7 +239,7 @@ def import_document(session: Session, parsed: ParsedDocument, *, now: dt.datetim
         # Evaluate at the next scan tick, and tell intake who may report on it.
         task.next_evaluation_at = now
         session.flush()
-        publish_assignment(session, task, now=now)
+        publish_assignment(SqlOutbox(session), task, now=now)
 
     if len(result.added) > 100:
         # Fresh statistics keep the scan on its partial index instead of a sequential scan.

@@ -14,10 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.tracker import metrics, outbox
+from services.tracker.adapters.sql import SqlUnitOfWork
 from services.tracker.consumer import make_report_handler
 from services.tracker.orm import Task, TaskUnit, Unit
-from services.tracker.service import reconcile_directory, scan_due_tasks
+from services.tracker.service import reconcile_directory
 from services.tracker.settings import TrackerSettings
+from services.tracker.usecases.evaluation import scan_due_tasks
 from shared import topics
 from shared.clock import Clock
 from shared.db import UnitOfWork
@@ -34,7 +36,7 @@ def scan_once(session_factory: sessionmaker[Session], *, now: dt.datetime, batch
     started = time.perf_counter()
     while True:
         with UnitOfWork(session_factory) as uow:
-            count = scan_due_tasks(uow.session, now=now, batch_size=batch_size)
+            count = scan_due_tasks(SqlUnitOfWork(uow.session), now=now, batch_size=batch_size)
             uow.commit()
         total += count
         if count < batch_size:

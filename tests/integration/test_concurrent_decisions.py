@@ -29,20 +29,22 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from services.notifier.adapters.sql import SqlUnitOfWork
+from services.notifier.adapters.sql import SqlUnitOfWork as NotifierUnitOfWork
 from services.notifier.escalation.policy import default_policy
 from services.notifier.orm import AcknowledgementRow, NotificationRow
 from services.notifier.refusals import Refused
 from services.notifier.usecases import escalations, folding
 from services.notifier.usecases.ports import AcknowledgementRecord
-from services.tracker import actions, importer, keys
+from services.tracker import importer, keys
+from services.tracker.adapters.sql import SqlUnitOfWork
 from services.tracker.api import create_app as create_tracker
 from services.tracker.catalog.model import ParsedDocument
 from services.tracker.orm import ExtensionDecision, OutboxMessage, Task
 from services.tracker.routes import actions as action_routes
 from services.tracker.routes import keys as key_routes
-from services.tracker.service import apply_report
 from services.tracker.settings import TrackerSettings
+from services.tracker.usecases import workflow_actions as actions
+from services.tracker.usecases.reports import apply_report
 from shared import topics
 from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
@@ -224,7 +226,7 @@ def applied(tracker: Tracker, event: ProgressReportSubmitted, offset: int) -> Ou
     """The report applied the way the consumer applies it: one transaction of its own."""
     with UnitOfWork(tracker.factory) as uow:
         outcome = apply_report(
-            uow.session,
+            SqlUnitOfWork(uow.session),
             event,
             position=MessagePosition(topics.PROGRESS_REPORTS, 0, offset),
             now=START,
@@ -423,7 +425,7 @@ def test_an_acknowledgement_decides_on_the_units_a_concurrent_task_event_sets(
     engine = make_engine(database_url)
     factory = make_session_factory(engine)
     policy = default_policy()
-    with SqlUnitOfWork(factory) as uow:
+    with NotifierUnitOfWork(factory) as uow:
         folding.apply_task_event(
             uow,
             condition("T-A", at=at, light="red", red_since=at, lead=housing),
@@ -463,7 +465,7 @@ def test_an_acknowledgement_decides_on_the_units_a_concurrent_task_event_sets(
     )
 
     def acknowledge() -> AcknowledgementRecord:
-        with SqlUnitOfWork(factory) as uow:
+        with NotifierUnitOfWork(factory) as uow:
             ack = escalations.acknowledge(
                 uow,
                 task_code="T-A",
@@ -477,7 +479,7 @@ def test_an_acknowledgement_decides_on_the_units_a_concurrent_task_event_sets(
         return ack
 
     # The task passes to another unit: its event is being folded, not yet committed.
-    with SqlUnitOfWork(factory) as fold, ThreadPoolExecutor(max_workers=1) as pool:
+    with NotifierUnitOfWork(factory) as fold, ThreadPoolExecutor(max_workers=1) as pool:
         folding.apply_task_event(
             fold,
             condition("T-A", at=at + dt.timedelta(hours=1), light="red", lead=civil, co=()),

@@ -284,7 +284,7 @@ def owed_report(
     )
 
 
-def evaluate(
+def light_of(
     snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy = DEFAULT_POLICY
 ) -> Evaluation:
     """The task's light at `now`, with reasons and the next instant it could change."""

@@ -105,12 +105,16 @@ def _refuse_if_closed(state: WorkflowState) -> None:
         raise _conflict("task_closed", "任务已销号，如需继续办理请由督查室重新启用")
 
 
-def _require_supervisor(actor: Role, code: str, message_zh: str) -> None:
+def require_supervisor(actor: Role | None, code: str, message_zh: str) -> None:
+    """Refuse (403 naming `code`) any actor but the supervising office."""
     if actor is not Role.SUPERVISOR:
         raise _forbid(code, message_zh)
 
 
-def _require_lead_unit(actor: Role, *, co_unit_code: str, other_code: str, what_zh: str) -> None:
+def require_lead_unit(
+    actor: Role | None, *, co_unit_code: str, other_code: str, what_zh: str
+) -> None:
+    """Refuse (403) any actor but the lead unit; a co-unit gets `co_unit_code`."""
     # A co-unit gets its own code: it is the one role that might plausibly expect the right.
     if actor is Role.CO_UNIT:
         raise _forbid(co_unit_code, f"配合单位不能{what_zh}，请由牵头单位办理")
@@ -139,7 +143,7 @@ def return_report(
 ) -> WorkflowState:
     """The office sends the latest report (or completion request) back; the unit must resubmit."""
     require_aware(at, "at")
-    _require_supervisor(actor, "only_supervisor_returns_reports", "只有督查室可以退回报告")
+    require_supervisor(actor, "only_supervisor_returns_reports", "只有督查室可以退回报告")
     _refuse_if_closed(state)
     if state.status is TaskStatus.NOT_STARTED:
         raise _conflict("no_report_to_return", "任务尚未报送进展，没有可退回的报告")
@@ -165,7 +169,7 @@ def request_extension(
 ) -> WorkflowState:
     """The lead unit asks, on or before the due date in force, to move it to `new_due`."""
     require_aware(asked_at, "asked_at")
-    _require_lead_unit(
+    require_lead_unit(
         actor,
         co_unit_code="co_unit_cannot_request_extension",
         other_code="only_lead_unit_requests_extension",
@@ -208,7 +212,7 @@ def _decide_extension(
     outcome: ExtensionOutcome,
 ) -> WorkflowState:
     require_aware(decided_at, "decided_at")
-    _require_supervisor(actor, "only_supervisor_decides_extensions", "只有督查室可以审批延期")
+    require_supervisor(actor, "only_supervisor_decides_extensions", "只有督查室可以审批延期")
     _refuse_if_closed(state)
     request = state.pending_extension
     if request is None:
@@ -256,7 +260,7 @@ def refuse_extension(
 def request_completion(state: WorkflowState, *, actor: Role, at: datetime) -> WorkflowState:
     """The lead unit reports the task complete and asks the office to close it (申请销号)."""
     require_aware(at, "at")
-    _require_lead_unit(
+    require_lead_unit(
         actor,
         co_unit_code="co_unit_cannot_request_completion",
         other_code="only_lead_unit_requests_completion",
@@ -290,7 +294,7 @@ def request_completion(state: WorkflowState, *, actor: Role, at: datetime) -> Wo
 def close(state: WorkflowState, *, actor: Role, at: datetime) -> WorkflowState:
     """The office verifies a completion request and closes the task (销号)."""
     require_aware(at, "at")
-    _require_supervisor(actor, "only_supervisor_closes", "只有督查室可以销号")
+    require_supervisor(actor, "only_supervisor_closes", "只有督查室可以销号")
     if state.status is TaskStatus.CLOSED:
         raise _conflict("task_already_closed", "任务已销号")
     if state.status is not TaskStatus.COMPLETION_REQUESTED:
@@ -301,7 +305,7 @@ def close(state: WorkflowState, *, actor: Role, at: datetime) -> WorkflowState:
 def reopen(state: WorkflowState, *, actor: Role, at: datetime) -> WorkflowState:
     """The office reopens a closed task; it goes back to in progress."""
     require_aware(at, "at")
-    _require_supervisor(actor, "only_supervisor_reopens", "只有督查室可以重新启用任务")
+    require_supervisor(actor, "only_supervisor_reopens", "只有督查室可以重新启用任务")
     if state.status is not TaskStatus.CLOSED:
         raise _conflict("reopen_requires_closed", "只有已销号的任务可以重新启用")
     return replace(

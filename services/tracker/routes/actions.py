@@ -15,12 +15,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.tracker import actions, audit
+from services.tracker import access, audit
+from services.tracker.adapters.sql import SqlUnitOfWork
 from services.tracker.auth import Principal
 from services.tracker.deps import NowDep, SessionDep, TaskReaderDep, UowDep, visible_task
-from services.tracker.domain.workflow import RuleViolation
 from services.tracker.orm import Task
 from services.tracker.routes.tasks import TaskCode, task_view
+from services.tracker.usecases import workflow_actions as actions
 from services.tracker.views import TaskDetail
 from shared.httpguard import error_responses
 from shared.textguard import MULTI_LINE, OPTIONAL_MULTI_LINE
@@ -68,9 +69,8 @@ def office_action(rule: str, message: str) -> Callable[..., Principal]:
     """Admit only the supervising office, once the task is known to be visible."""
 
     def check(code: TaskCode, request: Request, db: SessionDep, who: TaskReaderDep) -> Principal:
-        visible_task(request, db, who, code, for_update=True)
-        if who.role != "supervisor":
-            raise RuleViolation(rule, message, 403)
+        task = visible_task(request, db, who, code, for_update=True)
+        access.require_office(who, task, code=rule, message_zh=message)
         return who
 
     return check
@@ -80,14 +80,11 @@ def lead_unit_action(co_unit_rule: str, other_rule: str, what: str) -> Callable[
     """Admit only the task's lead unit, once the task is known to be visible."""
 
     def check(code: TaskCode, request: Request, db: SessionDep, who: TaskReaderDep) -> Principal:
-        task: Task = visible_task(request, db, who, code, for_update=True)
-        if who.role == "unit":
-            role = next((a.role for a in task.assignments if a.unit_id == who.unit_id), None)
-            if role == "lead":
-                return who
-            if role == "co":
-                raise RuleViolation(co_unit_rule, f"配合单位不能{what}，请由牵头单位办理", 403)
-        raise RuleViolation(other_rule, f"只有牵头单位可以{what}", 403)
+        task = visible_task(request, db, who, code, for_update=True)
+        access.require_lead_unit(
+            who, task, co_unit_code=co_unit_rule, other_code=other_rule, what_zh=what
+        )
+        return who
 
     return check
 
@@ -140,7 +137,12 @@ def return_report(
 ) -> TaskDetail:
     """督查室退回牵头单位最近一次报告；该期报告须重新报送。"""
     task = actions.return_report(
-        uow.session, code=code, event_id=body.event_id, comment=body.comment, principal=who, now=now
+        SqlUnitOfWork(uow.session),
+        code=code,
+        event_id=body.event_id,
+        comment=body.comment,
+        principal=who,
+        now=now,
     )
     return _done(uow, request, task, who, now, body)
 
@@ -156,7 +158,12 @@ def request_extension(
 ) -> TaskDetail:
     """牵头单位在完成时限前申请延期。"""
     task = actions.request_extension(
-        uow.session, code=code, new_due=body.new_due, reason=body.reason, principal=who, now=now
+        SqlUnitOfWork(uow.session),
+        code=code,
+        new_due=body.new_due,
+        reason=body.reason,
+        principal=who,
+        now=now,
     )
     return _done(uow, request, task, who, now, body)
 
@@ -167,7 +174,12 @@ def grant_extension(
 ) -> TaskDetail:
     """督查室同意延期；原完成时限留档。"""
     task = actions.decide_extension(
-        uow.session, code=code, grant=True, comment=body.comment, principal=who, now=now
+        SqlUnitOfWork(uow.session),
+        code=code,
+        grant=True,
+        comment=body.comment,
+        principal=who,
+        now=now,
     )
     return _done(uow, request, task, who, now, body)
 
@@ -178,7 +190,12 @@ def refuse_extension(
 ) -> TaskDetail:
     """督查室不同意延期。"""
     task = actions.decide_extension(
-        uow.session, code=code, grant=False, comment=body.comment, principal=who, now=now
+        SqlUnitOfWork(uow.session),
+        code=code,
+        grant=False,
+        comment=body.comment,
+        principal=who,
+        now=now,
     )
     return _done(uow, request, task, who, now, body)
 
@@ -194,7 +211,7 @@ def request_completion(
 ) -> TaskDetail:
     """牵头单位申请销号。"""
     task = actions.request_completion(
-        uow.session, code=code, summary=body.summary, principal=who, now=now
+        SqlUnitOfWork(uow.session), code=code, summary=body.summary, principal=who, now=now
     )
     return _done(uow, request, task, who, now, body)
 
@@ -204,7 +221,9 @@ def close(
     code: TaskCode, body: Decision, request: Request, uow: UowDep, who: Closer, now: NowDep
 ) -> TaskDetail:
     """督查室核验后销号。"""
-    task = actions.close(uow.session, code=code, comment=body.comment, principal=who, now=now)
+    task = actions.close(
+        SqlUnitOfWork(uow.session), code=code, comment=body.comment, principal=who, now=now
+    )
     return _done(uow, request, task, who, now, body)
 
 
@@ -213,5 +232,7 @@ def reopen(
     code: TaskCode, body: Decision, request: Request, uow: UowDep, who: Reopener, now: NowDep
 ) -> TaskDetail:
     """督查室重新启用已销号的任务。"""
-    task = actions.reopen(uow.session, code=code, comment=body.comment, principal=who, now=now)
+    task = actions.reopen(
+        SqlUnitOfWork(uow.session), code=code, comment=body.comment, principal=who, now=now
+    )
     return _done(uow, request, task, who, now, body)

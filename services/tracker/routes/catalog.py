@@ -5,16 +5,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, UploadFile, status
 
 from services.tracker import audit
+from services.tracker.access import IMPORT_CATALOG
 from services.tracker.auth import Principal
 from services.tracker.catalog.errors import CatalogError, DocumentTooLarge
 from services.tracker.catalog.limits import MAX_FILE_BYTES
 from services.tracker.catalog.parsing import parse_document
 from services.tracker.catalog.readers import read_document
-from services.tracker.deps import NowDep, UowDep, require_roles
+from services.tracker.deps import NowDep, UowDep, require
 from services.tracker.importer import import_document
 from shared.httpguard import error_responses
 from shared.textguard import find_forbidden
-from shared.vocabulary import PrincipalRole
 
 router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 FORM_FIELDS = frozenset({"file", "dry_run", "year"})
@@ -51,9 +51,7 @@ def import_catalog(
     request: Request,
     uow: UowDep,
     now: NowDep,
-    who: Annotated[
-        Principal, Depends(require_roles(PrincipalRole.ADMIN, PrincipalRole.SUPERVISOR))
-    ],
+    who: Annotated[Principal, Depends(require(IMPORT_CATALOG))],
     dry_run: Annotated[bool, Form(description="只解析，不写入")] = False,
     year: Annotated[int | None, Form(ge=1990, le=2100, description="文件年度")] = None,
 ) -> dict[str, Any]:

@@ -11,8 +11,9 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.tracker import audit
+from services.tracker.access import MANAGE_KEYS
 from services.tracker.auth import Principal
-from services.tracker.deps import NowDep, SessionDep, UowDep, require_roles
+from services.tracker.deps import NowDep, SessionDep, UowDep, require
 from services.tracker.keys import (
     InvalidKeyRequest,
     UnknownName,
@@ -26,11 +27,10 @@ from services.tracker.keys import (
 from services.tracker.orm import ApiKey
 from shared.httpguard import error_responses
 from shared.textguard import OPTIONAL_SINGLE_LINE, SINGLE_LINE
-from shared.vocabulary import PrincipalRole
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
-Admin = Annotated[Principal, Depends(require_roles(PrincipalRole.ADMIN))]
+Admin = Annotated[Principal, Depends(require(MANAGE_KEYS))]
 KeyId = Annotated[str, Path(pattern=r"^[a-z2-7]{8}$", description="密钥编号 key_id")]
 Label = Annotated[str, Field(max_length=200, description="备注"), OPTIONAL_SINGLE_LINE]
 Days = Annotated[int, Field(ge=1, le=3650, description="有效天数（密钥总会过期）")]

@@ -6,11 +6,11 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 
+from services.tracker.access import READ_OPERATIONS
 from services.tracker.auth import Principal
-from services.tracker.deps import SessionDep, require_roles
+from services.tracker.deps import SessionDep, require
 from services.tracker.orm import OutboxMessage
 from shared.httpguard import error_responses
-from shared.vocabulary import PrincipalRole
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 
@@ -27,7 +27,7 @@ class OpsStatus(BaseModel):
 def ops_status(
     request: Request,
     db: SessionDep,
-    _who: Annotated[Principal, Depends(require_roles(PrincipalRole.OPERATOR, PrincipalRole.ADMIN))],
+    _who: Annotated[Principal, Depends(require(READ_OPERATIONS))],
 ) -> OpsStatus:
     """Consumer state and the number of events waiting in the outbox."""
     loop = request.app.state.workers.consumer

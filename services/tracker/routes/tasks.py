@@ -6,8 +6,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy import Select, func, select
 
-from services.tracker.auth import Principal
-from services.tracker.deps import SEES_EVERY_TASK, SessionDep, TaskReaderDep, visible_task
+from services.tracker.access import visible_tasks
+from services.tracker.deps import SessionDep, TaskReaderDep, visible_task
 from services.tracker.orm import ExtensionDecision, Report, Task, TaskAction, TaskUnit, Unit
 from services.tracker.views import (
     TaskDetail,
@@ -19,7 +19,7 @@ from services.tracker.views import (
 )
 from shared.httpguard import error_responses
 from shared.textguard import PATH_SEGMENT, SINGLE_LINE
-from shared.vocabulary import Light, PrincipalRole, TaskStatus, UnitRole
+from shared.vocabulary import Light, TaskStatus, UnitRole
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -37,20 +37,12 @@ SectionFilter = Annotated[str | None, Query(max_length=200, description="主要�
 LeaderFilter = Annotated[str | None, Query(max_length=50, description="分管领导"), SINGLE_LINE]
 
 
-def _scoped(query: Select[Any], who: Principal) -> Select[Any]:
-    if who.role in SEES_EVERY_TASK:
-        return query
-    if who.role == PrincipalRole.LEADER:
-        return query.where(Task.leaders.contains([who.leader or ""]))
-    return query.where(Task.id.in_(select(TaskUnit.task_id).where(TaskUnit.unit_id == who.unit_id)))
-
-
 @router.get("/overdue", response_model=TaskPage, responses=READ_MANY)
 def overdue_tasks(
     db: SessionDep, who: TaskReaderDep, limit: Limit = 50, offset: Offset = 0
 ) -> TaskPage:
     """Red tasks the caller may see, the longest overdue first (逾期清单)."""
-    query = _scoped(select(Task).where(Task.light == Light.RED), who)
+    query = select(Task).where(visible_tasks(who), Task.light == Light.RED)
     return _page(db, query.order_by(Task.days_overdue.desc(), Task.id), limit=limit, offset=offset)
 
 
@@ -86,7 +78,7 @@ def list_tasks(
     offset: Offset = 0,
 ) -> TaskPage:
     """Tasks the caller may see, filtered by unit, light, section, leader, status and due window."""
-    query = _scoped(select(Task), who)
+    query = select(Task).where(visible_tasks(who))
     if unit is not None:
         units = select(TaskUnit.task_id).join(Unit).where(Unit.name == unit)
         if role is not None:

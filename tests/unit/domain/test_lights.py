@@ -13,7 +13,7 @@ from services.tracker.domain.lights import (
     LightReason,
     MilestoneSnapshot,
     ReasonCode,
-    evaluate,
+    light_of,
 )
 from shared.clock import NaiveDatetimeError
 from shared.vocabulary import DeadlineKind, Light, TaskStatus
@@ -38,7 +38,7 @@ def test_light_labels() -> None:
 
 
 def test_closed_task_is_grey_forever() -> None:
-    result = evaluate(task(status=TaskStatus.CLOSED), now=sh(2023, 6, 1))
+    result = light_of(task(status=TaskStatus.CLOSED), now=sh(2023, 6, 1))
     assert result == Evaluation(Light.GREY, (LightReason(ReasonCode.CLOSED, "已销号"),), 0, None)
 
 
@@ -50,7 +50,7 @@ def test_completion_requested_is_blue_even_past_due() -> None:
         cadence=Cadence.MONTHLY,
     )
     for now in (sh(2022, 6, 1), sh(2023, 6, 1)):
-        result = evaluate(snapshot, now=now)
+        result = light_of(snapshot, now=now)
         assert result.light is Light.BLUE
         assert texts(result) == ["已申请销号，待督查室核验"]
         assert (result.days_overdue, result.next_evaluation_at) == (0, None)
@@ -63,7 +63,7 @@ def test_completion_requested_is_blue_even_past_due() -> None:
     "status", [TaskStatus.NOT_STARTED, TaskStatus.IN_PROGRESS, TaskStatus.RETURNED]
 )
 def test_past_due_and_not_closed_is_red(status: TaskStatus) -> None:
-    result = evaluate(task(status=status), now=sh(2023, 1, 3, 10))
+    result = light_of(task(status=status), now=sh(2023, 1, 3, 10))
     assert result.light is Light.RED
     assert texts(result) == ["已逾期 3 天"]
     assert result.days_overdue == 3
@@ -73,8 +73,8 @@ def test_past_due_and_not_closed_is_red(status: TaskStatus) -> None:
 
 def test_overdue_from_shanghai_midnight_not_utc_midnight() -> None:
     snapshot = task()
-    before = evaluate(snapshot, now=utc(2022, 12, 31, 15, 59, 59))
-    after = evaluate(snapshot, now=utc(2022, 12, 31, 16, 0, 0))
+    before = light_of(snapshot, now=utc(2022, 12, 31, 15, 59, 59))
+    after = light_of(snapshot, now=utc(2022, 12, 31, 16, 0, 0))
     assert before.light is Light.YELLOW
     assert texts(before) == ["今日截止"]
     assert before.next_evaluation_at == utc(2022, 12, 31, 16)
@@ -97,17 +97,17 @@ def test_due_dates_at_month_and_year_ends(
     due: date, last_on_time: datetime, first_late: datetime
 ) -> None:
     snapshot = task(start_date=date(due.year, 1, 1), due_date=due)
-    assert evaluate(snapshot, now=last_on_time).light is Light.YELLOW
-    assert evaluate(snapshot, now=last_on_time).next_evaluation_at == first_late
-    late = evaluate(snapshot, now=first_late)
+    assert light_of(snapshot, now=last_on_time).light is Light.YELLOW
+    assert light_of(snapshot, now=last_on_time).next_evaluation_at == first_late
+    late = light_of(snapshot, now=first_late)
     assert late.light is Light.RED and late.days_overdue == 1
 
 
 def test_leap_day_counts_in_days_overdue() -> None:
     snapshot = task(start_date=date(2024, 1, 1), due_date=date(2024, 2, 27))
-    assert evaluate(snapshot, now=sh(2024, 3, 1)).days_overdue == 3
+    assert light_of(snapshot, now=sh(2024, 3, 1)).days_overdue == 3
     snapshot = task(start_date=date(2023, 1, 1), due_date=date(2023, 2, 27))
-    assert evaluate(snapshot, now=sh(2023, 3, 1)).days_overdue == 2
+    assert light_of(snapshot, now=sh(2023, 3, 1)).days_overdue == 2
 
 
 def test_missing_report_past_its_due_date_is_red() -> None:
@@ -115,7 +115,7 @@ def test_missing_report_past_its_due_date_is_red() -> None:
         deadline_kind=DeadlineKind.CONTINUOUS,
         received_periods=[ReportPeriod.parse("2022-01"), ReportPeriod.parse("2022-02")],
     )
-    result = evaluate(snapshot, now=sh(2022, 4, 17, 8))
+    result = light_of(snapshot, now=sh(2022, 4, 17, 8))
     assert result.light is Light.RED
     assert texts(result) == ["月报逾期 12 天"]
     assert codes(result) == [ReasonCode.REPORT_MISSING]
@@ -134,10 +134,10 @@ def test_report_filed_the_minute_before_the_deadline_keeps_the_task_out_of_red()
         received_periods=earlier | {march},
         latest_report_at=sh(2022, 4, 5, 23, 59),
     )
-    assert evaluate(without, now=sh(2022, 4, 5, 23, 59)).light is Light.GREEN
-    assert evaluate(without, now=sh(2022, 4, 6)).light is Light.RED
-    assert evaluate(filed, now=sh(2022, 4, 6)).light is Light.GREEN
-    assert evaluate(filed, now=sh(2022, 4, 6)).next_evaluation_at == sh(2022, 5, 6)
+    assert light_of(without, now=sh(2022, 4, 5, 23, 59)).light is Light.GREEN
+    assert light_of(without, now=sh(2022, 4, 6)).light is Light.RED
+    assert light_of(filed, now=sh(2022, 4, 6)).light is Light.GREEN
+    assert light_of(filed, now=sh(2022, 4, 6)).next_evaluation_at == sh(2022, 5, 6)
 
 
 def test_a_returned_latest_report_does_not_count_as_received() -> None:
@@ -150,24 +150,24 @@ def test_a_returned_latest_report_does_not_count_as_received() -> None:
         received_periods=earlier,
         latest_report_at=sh(2022, 4, 5, 10),
     )
-    result = evaluate(snapshot, now=sh(2022, 4, 8))
+    result = light_of(snapshot, now=sh(2022, 4, 8))
     assert result.light is Light.RED
     assert texts(result) == ["月报逾期 3 天"]
 
 
 def test_quarterly_cadence_from_the_document() -> None:
     snapshot = task(deadline_kind=DeadlineKind.CONTINUOUS, cadence=Cadence.QUARTERLY)
-    assert evaluate(snapshot, now=sh(2022, 4, 5, 23, 59)).light is Light.GREEN
-    assert evaluate(snapshot, now=sh(2022, 4, 5, 23, 59)).next_evaluation_at == sh(2022, 4, 6)
-    result = evaluate(snapshot, now=sh(2022, 4, 6))
+    assert light_of(snapshot, now=sh(2022, 4, 5, 23, 59)).light is Light.GREEN
+    assert light_of(snapshot, now=sh(2022, 4, 5, 23, 59)).next_evaluation_at == sh(2022, 4, 6)
+    result = light_of(snapshot, now=sh(2022, 4, 6))
     assert (result.light, texts(result)) == (Light.RED, ["季报逾期 1 天"])
 
 
 def test_cadence_applies_to_dated_tasks_only_when_stated() -> None:
     dated = task(deadline_kind=DeadlineKind.COMPLETE)
-    assert evaluate(dated, now=sh(2022, 5, 1)).light is Light.GREEN
+    assert light_of(dated, now=sh(2022, 5, 1)).light is Light.GREEN
     dispatched = task(deadline_kind=DeadlineKind.COMPLETE, cadence=Cadence.MONTHLY)
-    assert evaluate(dispatched, now=sh(2022, 5, 1)).light is Light.RED
+    assert light_of(dispatched, now=sh(2022, 5, 1)).light is Light.RED
 
 
 def test_endless_continuous_task_reports_monthly_forever() -> None:
@@ -177,8 +177,8 @@ def test_endless_continuous_task_reports_monthly_forever() -> None:
         start_date=None,
         created_at=sh(2026, 1, 10),
     )
-    assert evaluate(snapshot, now=sh(2026, 2, 5, 23)).light is Light.GREEN
-    result = evaluate(snapshot, now=sh(2031, 2, 6))
+    assert light_of(snapshot, now=sh(2026, 2, 5, 23)).light is Light.GREEN
+    result = light_of(snapshot, now=sh(2031, 2, 6))
     assert result.light is Light.RED
     assert result.reasons[0].text_zh.startswith("月报逾期 ")
 
@@ -186,7 +186,7 @@ def test_endless_continuous_task_reports_monthly_forever() -> None:
 def test_default_continuous_cadence_can_be_switched_off() -> None:
     snapshot = task(deadline_kind=DeadlineKind.CONTINUOUS)
     policy = LightPolicy(default_continuous_cadence=None)
-    result = evaluate(snapshot, now=sh(2022, 5, 1), policy=policy)
+    result = light_of(snapshot, now=sh(2022, 5, 1), policy=policy)
     assert result.light is Light.GREEN
     assert result.next_evaluation_at == sh(2022, 12, 16)
 
@@ -199,13 +199,13 @@ def test_overdue_milestone_is_red() -> None:
             MilestoneSnapshot("地铁4号线", date(2022, 12, 31)),
         ],
     )
-    result = evaluate(snapshot, now=sh(2022, 2, 10))
+    result = light_of(snapshot, now=sh(2022, 2, 10))
     assert result.light is Light.RED
     assert texts(result) == ["节点「海河隧道」已逾期 10 天"]
     done = task(milestones=[MilestoneSnapshot("海河隧道", date(2022, 1, 31), done=True)])
-    assert evaluate(done, now=sh(2022, 2, 10)).light is Light.GREEN
+    assert light_of(done, now=sh(2022, 2, 10)).light is Light.GREEN
     unlit = LightPolicy(light_milestones=False)
-    assert evaluate(snapshot, now=sh(2022, 2, 10), policy=unlit).light is Light.GREEN
+    assert light_of(snapshot, now=sh(2022, 2, 10), policy=unlit).light is Light.GREEN
 
 
 def test_red_counts_the_longest_overdue_and_lists_every_red_reason() -> None:
@@ -215,7 +215,7 @@ def test_red_counts_the_longest_overdue_and_lists_every_red_reason() -> None:
         received_periods=set(report_periods(Cadence.MONTHLY, date(2022, 1, 1), date(2022, 4, 30))),
         milestones=[MilestoneSnapshot("一期", date(2022, 3, 31))],
     )
-    result = evaluate(snapshot, now=sh(2022, 7, 10))
+    result = light_of(snapshot, now=sh(2022, 7, 10))
     assert texts(result) == [
         "已逾期 10 天",
         "节点「一期」已逾期 101 天",
@@ -231,7 +231,7 @@ def test_red_suppresses_yellow_reasons() -> None:
         latest_report_has_blockers=True,
         milestones=[MilestoneSnapshot("二期", date(2023, 1, 5))],
     )
-    result = evaluate(snapshot, now=sh(2023, 1, 2))
+    result = light_of(snapshot, now=sh(2023, 1, 2))
     assert result.light is Light.RED
     assert codes(result) == [ReasonCode.TASK_OVERDUE]
 
@@ -241,11 +241,11 @@ def test_red_suppresses_yellow_reasons() -> None:
 
 def test_granted_extension_moves_the_due_date() -> None:
     snapshot = task(extended_due=date(2023, 3, 31))
-    result = evaluate(snapshot, now=sh(2023, 2, 1))
+    result = light_of(snapshot, now=sh(2023, 2, 1))
     assert result.light is Light.GREEN
     assert result.next_evaluation_at == sh(2023, 3, 16)
     assert snapshot.due_date == date(2022, 12, 31)
-    late = evaluate(snapshot, now=sh(2023, 4, 2))
+    late = light_of(snapshot, now=sh(2023, 4, 2))
     assert (late.light, texts(late), late.red_since) == (Light.RED, ["已逾期 2 天"], sh(2023, 4, 1))
 
 
@@ -256,8 +256,8 @@ def test_extension_also_extends_the_reporting_span() -> None:
         received_periods=received,
         extended_due=date(2023, 2, 28),
     )
-    assert evaluate(snapshot, now=sh(2023, 2, 6)).light is Light.RED
-    assert texts(evaluate(snapshot, now=sh(2023, 2, 6))) == ["月报逾期 1 天"]
+    assert light_of(snapshot, now=sh(2023, 2, 6)).light is Light.RED
+    assert texts(light_of(snapshot, now=sh(2023, 2, 6))) == ["月报逾期 1 天"]
 
 
 def test_extension_without_due_date_is_rejected() -> None:
@@ -280,26 +280,26 @@ def test_extension_without_due_date_is_rejected() -> None:
     ],
 )
 def test_due_within_fifteen_days_is_yellow(now: datetime, light: Light, reason: str | None) -> None:
-    result = evaluate(task(), now=now)
+    result = light_of(task(), now=now)
     assert result.light is light
     assert texts(result) == ([reason] if reason else [])
 
 
 def test_due_soon_window_is_configurable() -> None:
     policy = LightPolicy(due_soon_days=30)
-    assert evaluate(task(), now=sh(2022, 12, 1), policy=policy).light is Light.YELLOW
-    assert evaluate(task(), now=sh(2022, 11, 30), policy=policy).light is Light.GREEN
-    assert evaluate(task(), now=sh(2022, 11, 30), policy=policy).next_evaluation_at == sh(
+    assert light_of(task(), now=sh(2022, 12, 1), policy=policy).light is Light.YELLOW
+    assert light_of(task(), now=sh(2022, 11, 30), policy=policy).light is Light.GREEN
+    assert light_of(task(), now=sh(2022, 11, 30), policy=policy).next_evaluation_at == sh(
         2022, 12, 1
     )
 
 
 def test_milestone_due_soon_is_yellow() -> None:
     snapshot = task(milestones=[MilestoneSnapshot("海河隧道", date(2022, 1, 31))])
-    result = evaluate(snapshot, now=sh(2022, 1, 21))
+    result = light_of(snapshot, now=sh(2022, 1, 21))
     assert (result.light, texts(result)) == (Light.YELLOW, ["节点「海河隧道」距截止 10 天"])
     assert codes(result) == [ReasonCode.MILESTONE_DUE_SOON]
-    assert texts(evaluate(snapshot, now=sh(2022, 1, 31, 23))) == ["节点「海河隧道」今日截止"]
+    assert texts(light_of(snapshot, now=sh(2022, 1, 31, 23))) == ["节点「海河隧道」今日截止"]
 
 
 # 2022 has 365 days from Jan 1. On day D (0-based elapsed days) the schedule is 100*D/365.
@@ -321,7 +321,7 @@ def test_milestone_due_soon_is_yellow() -> None:
 def test_behind_pro_rata_schedule_by_more_than_twenty_points_is_yellow(
     percent: float, now: datetime, light: Light, reason: str | None
 ) -> None:
-    result = evaluate(task(latest_percent=percent), now=now)
+    result = light_of(task(latest_percent=percent), now=now)
     assert result.light is light
     assert texts(result) == ([reason] if reason else [])
 
@@ -329,16 +329,16 @@ def test_behind_pro_rata_schedule_by_more_than_twenty_points_is_yellow(
 def test_pro_rata_in_a_leap_year_uses_366_days() -> None:
     # 2024: 73.2 days is 20%; on Mar 14 (73 elapsed) 19.9%, Mar 15 (74 elapsed) 20.2%.
     snapshot = task(start_date=date(2024, 1, 1), due_date=date(2024, 12, 31), latest_percent=0)
-    assert evaluate(snapshot, now=sh(2024, 3, 14, 23, 59)).light is Light.GREEN
-    assert evaluate(snapshot, now=sh(2024, 3, 14, 23, 59)).next_evaluation_at == sh(2024, 3, 15)
-    assert texts(evaluate(snapshot, now=sh(2024, 3, 15))) == ["序时进度落后 20.2 个百分点"]
+    assert light_of(snapshot, now=sh(2024, 3, 14, 23, 59)).light is Light.GREEN
+    assert light_of(snapshot, now=sh(2024, 3, 14, 23, 59)).next_evaluation_at == sh(2024, 3, 15)
+    assert texts(light_of(snapshot, now=sh(2024, 3, 15))) == ["序时进度落后 20.2 个百分点"]
 
 
 def test_no_report_counts_as_zero_percent_unless_configured() -> None:
     snapshot = task(latest_percent=None)
-    assert evaluate(snapshot, now=sh(2022, 6, 1)).light is Light.YELLOW
+    assert light_of(snapshot, now=sh(2022, 6, 1)).light is Light.YELLOW
     policy = LightPolicy(missing_percent_counts_as_zero=False)
-    assert evaluate(snapshot, now=sh(2022, 6, 1), policy=policy).light is Light.GREEN
+    assert light_of(snapshot, now=sh(2022, 6, 1), policy=policy).light is Light.GREEN
 
 
 def test_pro_rata_is_not_applied_to_continuous_or_undated_tasks() -> None:
@@ -346,26 +346,26 @@ def test_pro_rata_is_not_applied_to_continuous_or_undated_tasks() -> None:
     continuous = task(
         deadline_kind=DeadlineKind.CONTINUOUS, latest_percent=0, received_periods=received
     )
-    assert evaluate(continuous, now=sh(2022, 9, 1)).light is Light.GREEN
+    assert light_of(continuous, now=sh(2022, 9, 1)).light is Light.GREEN
     unknown = task(deadline_kind=DeadlineKind.UNKNOWN, due_date=None, latest_percent=0)
-    assert evaluate(unknown, now=sh(2022, 9, 1)) == Evaluation(Light.GREEN, (), 0, None)
+    assert light_of(unknown, now=sh(2022, 9, 1)) == Evaluation(Light.GREEN, (), 0, None)
 
 
 def test_threshold_is_configurable() -> None:
     policy = LightPolicy(behind_schedule_points=10)
     snapshot = task(latest_percent=30)
-    assert evaluate(snapshot, now=sh(2022, 6, 1), policy=policy).light is Light.YELLOW
-    assert evaluate(snapshot, now=sh(2022, 6, 1)).light is Light.GREEN
+    assert light_of(snapshot, now=sh(2022, 6, 1), policy=policy).light is Light.YELLOW
+    assert light_of(snapshot, now=sh(2022, 6, 1)).light is Light.GREEN
 
 
 def test_blockers_in_the_latest_report_are_yellow() -> None:
-    result = evaluate(task(latest_report_has_blockers=True), now=sh(2022, 6, 1))
+    result = light_of(task(latest_report_has_blockers=True), now=sh(2022, 6, 1))
     assert result.light is Light.YELLOW
     assert texts(result) == ["报告反映梗阻障碍"]
     assert result.next_evaluation_at == sh(2022, 12, 16)
     policy = LightPolicy(blockers_are_yellow=False)
     assert (
-        evaluate(task(latest_report_has_blockers=True), now=sh(2022, 6, 1), policy=policy).light
+        light_of(task(latest_report_has_blockers=True), now=sh(2022, 6, 1), policy=policy).light
         is Light.GREEN
     )
 
@@ -376,7 +376,7 @@ def test_every_yellow_reason_is_listed() -> None:
         latest_report_has_blockers=True,
         milestones=[MilestoneSnapshot("二期", date(2022, 12, 20))],
     )
-    result = evaluate(snapshot, now=sh(2022, 12, 20))
+    result = light_of(snapshot, now=sh(2022, 12, 20))
     assert result.light is Light.YELLOW
     assert result.days_overdue == 0 and result.red_since is None
     assert codes(result) == [
@@ -389,7 +389,7 @@ def test_every_yellow_reason_is_listed() -> None:
 
 
 def test_green_has_no_reasons() -> None:
-    result = evaluate(task(latest_percent=60), now=sh(2022, 6, 1))
+    result = light_of(task(latest_percent=60), now=sh(2022, 6, 1))
     # 60% reported falls more than 20 behind once over 80% of 365 days elapsed: Oct 21.
     assert result == Evaluation(Light.GREEN, (), 0, sh(2022, 10, 21))
     assert result.summary == "green"
@@ -397,7 +397,7 @@ def test_green_has_no_reasons() -> None:
 
 def test_not_started_before_its_start_is_green() -> None:
     snapshot = task(status=TaskStatus.NOT_STARTED, start_date=date(2022, 7, 1), latest_percent=None)
-    result = evaluate(snapshot, now=sh(2022, 3, 1))
+    result = light_of(snapshot, now=sh(2022, 3, 1))
     assert result.light is Light.GREEN
     # 184 days from Jul 1; gap > 20 first when more than 36.8 days elapsed: Aug 7.
     assert result.next_evaluation_at == sh(2022, 8, 7)
@@ -425,7 +425,7 @@ def test_not_started_before_its_start_is_green() -> None:
 def test_next_evaluation_at(
     snapshot_overrides: dict[str, object], now: datetime, expected: datetime
 ) -> None:
-    assert evaluate(task(**snapshot_overrides), now=now).next_evaluation_at == expected
+    assert light_of(task(**snapshot_overrides), now=now).next_evaluation_at == expected
 
 
 # --- validation --------------------------------------------------------------------------
@@ -433,7 +433,7 @@ def test_next_evaluation_at(
 
 def test_naive_datetimes_are_rejected() -> None:
     with pytest.raises(NaiveDatetimeError):
-        evaluate(task(), now=datetime(2022, 6, 1))  # noqa: DTZ001
+        light_of(task(), now=datetime(2022, 6, 1))  # noqa: DTZ001
     with pytest.raises(NaiveDatetimeError):
         task(created_at=datetime(2022, 1, 1))  # noqa: DTZ001
     with pytest.raises(NaiveDatetimeError):

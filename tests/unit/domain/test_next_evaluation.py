@@ -19,7 +19,7 @@ from services.tracker.domain.lights import (
     LightPolicy,
     MilestoneSnapshot,
     TaskSnapshot,
-    evaluate,
+    light_of,
 )
 from shared.clock import SHANGHAI, shanghai_date, start_of_day
 from shared.vocabulary import DeadlineKind, TaskStatus
@@ -118,22 +118,22 @@ def test_result_is_constant_until_next_evaluation_at_and_changes_there(seed: int
         policy = rng.choice(POLICIES)
         reference = snapshot.due_date or snapshot.effective_start
         now = _random_instant(rng, _random_day(rng, reference, 120))
-        result = evaluate(snapshot, now=now, policy=policy)
+        result = light_of(snapshot, now=now, policy=policy)
         context = f"seed={seed} now={now.isoformat()} policy={policy} snapshot={snapshot}"
         following = result.next_evaluation_at
 
         if following is None:
-            later = evaluate(snapshot, now=now + timedelta(days=3650), policy=policy)
+            later = light_of(snapshot, now=now + timedelta(days=3650), policy=policy)
             assert later == result, context
             continue
 
         assert following > now, context
         assert following.astimezone(SHANGHAI) == start_of_day(shanghai_date(following)), context
-        just_before = evaluate(snapshot, now=following - ONE_MICROSECOND, policy=policy)
+        just_before = light_of(snapshot, now=following - ONE_MICROSECOND, policy=policy)
         assert just_before == result, context
         midway = now + (following - now) * rng.random()
-        assert evaluate(snapshot, now=midway, policy=policy) == result, context
-        at_change = evaluate(snapshot, now=following, policy=policy)
+        assert light_of(snapshot, now=midway, policy=policy) == result, context
+        at_change = light_of(snapshot, now=following, policy=policy)
         assert _result(at_change) != _result(result), context
         changed_count += 1
     # Guard against a generator that never exercises the interesting branch.

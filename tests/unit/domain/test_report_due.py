@@ -20,7 +20,7 @@ from services.tracker.domain.lights import (
     LightPolicy,
     ReasonCode,
     TaskSnapshot,
-    evaluate,
+    light_of,
     owed_report,
 )
 from services.tracker.orm import Task
@@ -42,7 +42,7 @@ def _days_in(evaluation: Evaluation) -> int | None:
 
 
 def _assert_agree(snapshot: TaskSnapshot, now: dt.datetime, policy: LightPolicy) -> None:
-    result = evaluate(snapshot, now=now, policy=policy)
+    result = light_of(snapshot, now=now, policy=policy)
     owed = owed_report(snapshot, now=now, policy=policy)
     context = f"now={now.isoformat()} snapshot={snapshot}"
     if owed is None:
@@ -112,7 +112,7 @@ def test_a_year_long_task_owes_nothing_after_its_year() -> None:
         summary_due=date(2022, 12, 31),
         received_periods=year,
     )
-    result = evaluate(snapshot, now=sh(2023, 3, 1))
+    result = light_of(snapshot, now=sh(2023, 3, 1))
     assert (result.report_due_at, _days_in(result)) == (None, None)
     # Without December's report it is still owed, and red, into the next year.
     short = task(
@@ -121,7 +121,7 @@ def test_a_year_long_task_owes_nothing_after_its_year() -> None:
         summary_due=date(2022, 12, 31),
         received_periods=year - {ReportPeriod.parse("2022-12")},
     )
-    result = evaluate(short, now=sh(2023, 1, 9))
+    result = light_of(short, now=sh(2023, 1, 9))
     assert result.report_due_at == end_of_day(date(2023, 1, 5))
     assert _days_in(result) == 4
 
@@ -129,7 +129,7 @@ def test_a_year_long_task_owes_nothing_after_its_year() -> None:
 def test_finished_tasks_owe_no_report() -> None:
     for status in (TaskStatus.COMPLETION_REQUESTED, TaskStatus.CLOSED):
         snapshot = task(status=status, deadline_kind=DeadlineKind.CONTINUOUS)
-        assert evaluate(snapshot, now=sh(2022, 6, 1)).report_due_at is None
+        assert light_of(snapshot, now=sh(2022, 6, 1)).report_due_at is None
 
 
 def _stored(**fields: object) -> Task:

@@ -1,8 +1,8 @@
 """Workflow actions on a task: the pure rules decide, this module loads, records and announces.
 
-Each function takes the caller's session (the request owns the transaction), writes an audit
-record on the timeline, emits a `task.action_recorded` event through the outbox, and lets the
-light be re-evaluated, which announces any condition change.
+Each function works in the caller's unit of work (the request owns the transaction), writes
+an audit record on the timeline, emits a `task.action_recorded` event through the outbox, and
+lets the light be re-evaluated, which announces any condition change.
 """
 
 from __future__ import annotations
@@ -11,47 +11,33 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from services.tracker import outbox
+from services.tracker import access
 from services.tracker.auth import Principal
 from services.tracker.domain import workflow as rules
 from services.tracker.domain.workflow import Role, RuleViolation, WorkflowState
-from services.tracker.orm import ExtensionDecision, Report, Task, TaskAction
-from services.tracker.service import lock_task, publish_assignment, reevaluate
+from services.tracker.orm import ExtensionDecision, Task, TaskAction
+from services.tracker.usecases.directory import publish_assignment
+from services.tracker.usecases.evaluation import reevaluate
+from services.tracker.usecases.ports import UnitOfWork
 from shared import topics
 from shared.events import TaskActionRecorded, new_event_id
-from shared.vocabulary import PrincipalRole, TaskStatus, UnitRole
+from shared.vocabulary import TaskStatus
 
 
 class TaskNotFound(LookupError):
     """No such task, or one the caller may not see (they look the same on purpose)."""
 
 
-def role_towards(principal: Principal, task: Task) -> Role | None:
-    """The caller's role for this task, or None if it has none."""
-    if principal.role == PrincipalRole.SUPERVISOR:
-        return Role.SUPERVISOR
-    if principal.role == PrincipalRole.LEADER:
-        return Role.SUPERVISING_LEADER
-    if principal.role == PrincipalRole.UNIT:
-        for assignment in task.assignments:
-            if assignment.unit_id == principal.unit_id:
-                return Role.LEAD_UNIT if assignment.role == UnitRole.LEAD else Role.CO_UNIT
-    return None
-
-
-def load_for_action(session: Session, *, code: str, principal: Principal) -> tuple[Task, Role]:
+def load_for_action(uow: UnitOfWork, *, code: str, principal: Principal) -> tuple[Task, Role]:
     """Lock the task for this transaction, then decide; 404 for the unknown and the invisible.
 
     The caller's role and every rule are checked on the locked row: of two decisions on one
     task at once, the second waits and then sees what the first did.
     """
-    task = lock_task(session, code)
-    role = role_towards(principal, task) if task is not None else None
-    if task is None or (role is None and principal.role not in ("admin", "operator")):
+    task = uow.tasks.get_for_update(code)
+    if task is None or not access.may_see(principal, task):
         raise TaskNotFound(code)
+    role = access.role_towards(principal, task)
     if role is None:
         raise RuleViolation("role_without_workflow_rights", "该角色不能办理任务流程", 403)
     return task, role
@@ -78,7 +64,7 @@ def state_of(task: Task) -> WorkflowState:
 
 
 def _store(
-    session: Session, task: Task, before: WorkflowState, after: WorkflowState, now: dt.datetime
+    uow: UnitOfWork, task: Task, before: WorkflowState, after: WorkflowState, now: dt.datetime
 ) -> None:
     status_before = task.status
     task.status = after.status.value
@@ -91,7 +77,7 @@ def _store(
     task.pending_extension_asked_at = request.asked_at if request else None
     task.pending_extension_reason = request.reason_zh if request else None
     for decision in after.extension_history[len(before.extension_history) :]:
-        session.add(
+        uow.extensions.add(
             ExtensionDecision(
                 task_id=task.id,
                 requested_due=decision.request.requested_due,
@@ -104,11 +90,11 @@ def _store(
         )
     if status_before != task.status:
         # Intake learns at once whether the task still accepts reports.
-        publish_assignment(session, task, now=now)
+        publish_assignment(uow.outbox, task, now=now)
 
 
 def _record(
-    session: Session,
+    uow: UnitOfWork,
     task: Task,
     *,
     action: str,
@@ -116,7 +102,7 @@ def _record(
     now: dt.datetime,
     details: dict[str, Any],
 ) -> None:
-    session.add(
+    uow.timeline.add(
         TaskAction(
             task_id=task.id,
             action=action,
@@ -127,8 +113,7 @@ def _record(
             details=details,
         )
     )
-    outbox.add(
-        session,
+    uow.outbox.add(
         topic=topics.TASK_EVENTS,
         key=task.code,
         event=TaskActionRecorded(
@@ -144,7 +129,7 @@ def _record(
 
 
 def _finish(
-    session: Session,
+    uow: UnitOfWork,
     task: Task,
     before: WorkflowState,
     after: WorkflowState,
@@ -154,15 +139,15 @@ def _finish(
     now: dt.datetime,
     details: dict[str, Any],
 ) -> Task:
-    _store(session, task, before, after, now)
-    _record(session, task, action=action, principal=principal, now=now, details=details)
-    session.flush()
-    reevaluate(session, task, now=now)
+    _store(uow, task, before, after, now)
+    _record(uow, task, action=action, principal=principal, now=now, details=details)
+    uow.flush()
+    reevaluate(uow, task, now=now)
     return task
 
 
 def return_report(
-    session: Session,
+    uow: UnitOfWork,
     *,
     code: str,
     event_id: uuid.UUID,
@@ -171,15 +156,8 @@ def return_report(
     now: dt.datetime,
 ) -> Task:
     """退回: send the latest consolidated report back; its period is owed again."""
-    task, role = load_for_action(session, code=code, principal=principal)
-    latest = session.execute(
-        select(Report)
-        .where(
-            Report.task_id == task.id, Report.role == UnitRole.LEAD, Report.returned_at.is_(None)
-        )
-        .order_by(Report.submitted_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
+    task, role = load_for_action(uow, code=code, principal=principal)
+    latest = uow.reports.latest_lead(task.id)
     if latest is None or latest.event_id != event_id:
         raise RuleViolation(
             "only_latest_report_can_be_returned", "只能退回牵头单位最近一次报送的报告", 409
@@ -190,7 +168,7 @@ def return_report(
     if latest.period is not None:
         task.reported_periods = [p for p in task.reported_periods if p != latest.period]
     return _finish(
-        session,
+        uow,
         task,
         before,
         after,
@@ -202,7 +180,7 @@ def return_report(
 
 
 def request_extension(
-    session: Session,
+    uow: UnitOfWork,
     *,
     code: str,
     new_due: dt.date,
@@ -211,13 +189,13 @@ def request_extension(
     now: dt.datetime,
 ) -> Task:
     """The lead unit asks, before the due date, for a later one."""
-    task, role = load_for_action(session, code=code, principal=principal)
+    task, role = load_for_action(uow, code=code, principal=principal)
     before = state_of(task)
     after = rules.request_extension(
         before, actor=role, new_due=new_due, asked_at=now, reason_zh=reason
     )
     return _finish(
-        session,
+        uow,
         task,
         before,
         after,
@@ -233,7 +211,7 @@ def request_extension(
 
 
 def decide_extension(
-    session: Session,
+    uow: UnitOfWork,
     *,
     code: str,
     grant: bool,
@@ -242,12 +220,12 @@ def decide_extension(
     now: dt.datetime,
 ) -> Task:
     """The office grants (the original due date is kept on record) or refuses."""
-    task, role = load_for_action(session, code=code, principal=principal)
+    task, role = load_for_action(uow, code=code, principal=principal)
     before = state_of(task)
     decide = rules.grant_extension if grant else rules.refuse_extension
     after = decide(before, actor=role, decided_at=now, comment_zh=comment)
     return _finish(
-        session,
+        uow,
         task,
         before,
         after,
@@ -263,14 +241,14 @@ def decide_extension(
 
 
 def request_completion(
-    session: Session, *, code: str, summary: str, principal: Principal, now: dt.datetime
+    uow: UnitOfWork, *, code: str, summary: str, principal: Principal, now: dt.datetime
 ) -> Task:
     """申请销号: the lead unit reports the task complete."""
-    task, role = load_for_action(session, code=code, principal=principal)
+    task, role = load_for_action(uow, code=code, principal=principal)
     before = state_of(task)
     after = rules.request_completion(before, actor=role, at=now)
     return _finish(
-        session,
+        uow,
         task,
         before,
         after,
@@ -282,14 +260,14 @@ def request_completion(
 
 
 def close(
-    session: Session, *, code: str, comment: str, principal: Principal, now: dt.datetime
+    uow: UnitOfWork, *, code: str, comment: str, principal: Principal, now: dt.datetime
 ) -> Task:
     """销号: the office verifies the completed task and closes it."""
-    task, role = load_for_action(session, code=code, principal=principal)
+    task, role = load_for_action(uow, code=code, principal=principal)
     before = state_of(task)
     after = rules.close(before, actor=role, at=now)
     return _finish(
-        session,
+        uow,
         task,
         before,
         after,
@@ -301,14 +279,14 @@ def close(
 
 
 def reopen(
-    session: Session, *, code: str, comment: str, principal: Principal, now: dt.datetime
+    uow: UnitOfWork, *, code: str, comment: str, principal: Principal, now: dt.datetime
 ) -> Task:
     """The office reopens a closed task."""
-    task, role = load_for_action(session, code=code, principal=principal)
+    task, role = load_for_action(uow, code=code, principal=principal)
     before = state_of(task)
     after = rules.reopen(before, actor=role, at=now)
     return _finish(
-        session,
+        uow,
         task,
         before,
         after,

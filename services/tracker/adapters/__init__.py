@@ -1,0 +1,1 @@
+"""Implementations of the use cases' ports (`usecases.ports`) on Postgres."""

@@ -1,0 +1,98 @@
+"""Applying a progress report: store it in the task's history, move the task, re-light it."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import structlog
+
+from services.tracker import metrics
+from services.tracker.assessment import period_for_report
+from services.tracker.domain import workflow as rules
+from services.tracker.domain.workflow import Role, RuleViolation, WorkflowState
+from services.tracker.orm import Report
+from services.tracker.usecases.evaluation import reevaluate
+from services.tracker.usecases.ports import UnitOfWork
+from shared.events import ProgressReportSubmitted
+from shared.kafka import MessagePosition, Outcome, PoisonMessage
+from shared.vocabulary import TaskStatus, UnitRole
+
+log = structlog.get_logger(__name__)
+
+
+class UnknownTask(PoisonMessage):
+    """A report names a task the catalog does not hold."""
+
+
+class UnknownUnit(PoisonMessage):
+    """A report names a unit the catalog does not hold."""
+
+
+def apply_report(
+    uow: UnitOfWork,
+    event: ProgressReportSubmitted,
+    *,
+    position: MessagePosition,
+    now: dt.datetime,
+) -> Outcome:
+    """Store a report in the task's history and update the task's state and light."""
+    if not uow.processed.mark(event.event_id, position):
+        return Outcome.DUPLICATE
+    task = uow.tasks.get_for_update(event.task_code)
+    if task is None:
+        raise UnknownTask(f"未知任务 (unknown task): {event.task_code}")
+    unit = uow.units.by_name(event.unit)
+    if unit is None:
+        raise UnknownUnit(f"未知单位 (unknown unit): {event.unit}")
+    role = next((a.role for a in task.assignments if a.unit_id == unit.id), "none")
+    if role == "none":
+        # Intake authorised it against the directory it had; keep the record, flag the drift.
+        log.warning("report.unit_no_longer_assigned", task=task.code, unit=unit.name)
+    report = event.report
+    period = period_for_report(task, period=report.period, submitted_at=event.occurred_at)
+    uow.reports.add(
+        Report(
+            event_id=event.event_id,
+            task_id=task.id,
+            unit_id=unit.id,
+            role=role,
+            period=period,
+            percent=report.percent,
+            summary=report.summary,
+            blockers=report.blockers,
+            next_steps=report.next_steps,
+            payload=report.model_dump(mode="json"),
+            submitted_at=event.occurred_at,
+        )
+    )
+    actor = Role.LEAD_UNIT if role == UnitRole.LEAD else Role.CO_UNIT
+    try:
+        after = rules.submit_report(
+            WorkflowState(status=TaskStatus(task.status)), actor=actor, at=event.occurred_at
+        )
+    except RuleViolation as violation:
+        # Accepted with 202 while the task could still take reports: keep the record, but it
+        # does not move the task (e.g. it arrived after the completion request).
+        log.warning("report.recorded_only", task=task.code, rule=violation.code)
+        after = None
+    if role == UnitRole.LEAD and after is not None:
+        # The lead unit's report is the task's consolidated report.
+        task.status = after.status.value
+        task.return_comment = after.return_comment_zh
+        task.percent = report.percent
+        task.last_report_has_blockers = bool(report.blockers)
+        done = {m.milestone for m in report.milestones if m.done}
+        for milestone in task.milestones:
+            # Reports name a milestone by its text (at most 200 characters of it).
+            if milestone.text[:200] in done and milestone.done_at is None:
+                milestone.done_at = event.occurred_at
+        actuals = {i.indicator: i.value for i in report.indicators}
+        for target in task.targets:
+            if target.indicator in actuals:
+                target.actual = actuals[target.indicator]
+        if period is not None and period not in task.reported_periods:
+            task.reported_periods = [*task.reported_periods, period]
+    task.last_report_at = max(filter(None, (task.last_report_at, event.occurred_at)))
+    metrics.REPORTS_APPLIED.labels(role).inc()
+    reevaluate(uow, task, now=now)
+    return Outcome.APPLIED
