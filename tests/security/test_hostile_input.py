@@ -301,7 +301,7 @@ def test_tracker_bodies_refuse_mass_assignment(
         ("/v1/tasks?unit=%00", ["query", "unit"], "value_error"),
         ("/v1/tasks?section=" + "节" * 201, ["query", "section"], "string_too_long"),
         ("/v1/tasks?leader=%E2%80%AE", ["query", "leader"], "value_error"),
-        ("/v1/tasks?status=closed%27%20OR%201%3D1", ["query", "status"], "literal_error"),
+        ("/v1/tasks?status=closed%27%20OR%201%3D1", ["query", "status"], "enum"),
         ("/v1/tasks?limit=201", ["query", "limit"], "less_than_equal"),
         ("/v1/tasks?limit=0", ["query", "limit"], "greater_than_equal"),
         ("/v1/tasks?offset=100001", ["query", "offset"], "less_than_equal"),
