@@ -79,6 +79,17 @@ def database_engine(settings: CommonSettings, *, name: str) -> Engine:
     )
 
 
+def workers_engine(settings: CommonSettings, *, name: str) -> Engine:
+    """The engine of the service's background workers (`DUBAN_DB_WORKERS_POOL_*`)."""
+    return make_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.db_workers_pool_size,
+        max_overflow=settings.db_workers_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        name=f"{name}-workers",
+    )
+
+
 def engine_of(session_factory: sessionmaker[Session]) -> Engine:
     """The engine a session factory binds its sessions to."""
     bind = session_factory.kw.get("bind")

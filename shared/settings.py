@@ -64,6 +64,10 @@ class CommonSettings(BaseSettings):
     db_pool_size: int = Field(default=5, ge=1)
     db_max_overflow: int = Field(default=5, ge=0)
     db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    # The background workers' own pool (consumer, outbox relay and its lock, scans,
+    # dispatcher): request load cannot starve them, nor they the requests.
+    db_workers_pool_size: int = Field(default=4, ge=1)
+    db_workers_max_overflow: int = Field(default=2, ge=0)
     # Readiness is checked in the background on a connection of its own, this often; /readyz
     # answers the last result (and fails once no check finished for a few intervals).
     readiness_interval_seconds: float = Field(default=1.0, gt=0)

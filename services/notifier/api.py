@@ -352,10 +352,16 @@ def create_app(
     clock: Clock,
     *,
     run_workers: bool = True,
+    workers_session_factory: sessionmaker[Session] | None = None,
     channels: Mapping[ChannelKind, Channel] | None = None,
 ) -> FastAPI:
-    """Build the notifier app; raises PolicyError or ContactsError if a config file is bad."""
-    workers = NotifierWorkers(settings, session_factory, clock, channels=channels)
+    """Build the notifier app; raises PolicyError or ContactsError if a config file is bad.
+
+    The workers use `workers_session_factory` (their own pool) if given, else the request one.
+    """
+    workers = NotifierWorkers(
+        settings, workers_session_factory or session_factory, clock, channels=channels
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

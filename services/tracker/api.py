@@ -37,9 +37,13 @@ def create_app(
     clock: Clock,
     *,
     run_workers: bool = True,
+    workers_session_factory: sessionmaker[Session] | None = None,
 ) -> FastAPI:
-    """Build the tracker app; its lifespan runs the background workers."""
-    workers = TrackerWorkers(settings, session_factory, clock)
+    """Build the tracker app; its lifespan runs the background workers.
+
+    The workers use `workers_session_factory` (their own pool) if given, else the request one.
+    """
+    workers = TrackerWorkers(settings, workers_session_factory or session_factory, clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
