@@ -2,15 +2,100 @@
 
 from __future__ import annotations
 
+import time
+import weakref
 from types import TracebackType
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection, QueuePool
+
+from shared import metrics
+from shared.settings import CommonSettings
+
+DEFAULT_POOL = "default"
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
-    """An engine with health-checked pooled connections."""
-    return create_engine(url, pool_size=pool_size, max_overflow=5, pool_pre_ping=True)
+class MeasuredQueuePool(QueuePool):
+    """A QueuePool that records how long each checkout waited (`duban_db_pool_wait_seconds`).
+
+    SQLAlchemy's pool events fire once a connection is handed out, so they cannot see the
+    wait (nor a wait that ends in a pool timeout); the checkout itself is timed instead.
+    The pool's `logging_name` names it in the metrics (it survives `dispose()`).
+    """
+
+    def connect(self) -> PoolProxiedConnection:
+        """A connection from the pool, the wait for it recorded."""
+        started = time.perf_counter()
+        try:
+            return super().connect()
+        finally:
+            name = getattr(self, "logging_name", None) or DEFAULT_POOL
+            metrics.DB_POOL_WAIT.labels(name).observe(time.perf_counter() - started)
+
+
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    pool_timeout: float = 2.0,
+    name: str = DEFAULT_POOL,
+) -> Engine:
+    """An engine with health-checked pooled connections, its pool measured under `name`.
+
+    A request that finds every connection busy waits at most `pool_timeout` seconds, then
+    `sqlalchemy.exc.TimeoutError` is raised (the edge answers 503 with Retry-After).
+    """
+    engine = create_engine(
+        url,
+        poolclass=MeasuredQueuePool,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
+        pool_pre_ping=True,
+        pool_logging_name=name,
+    )
+    ref = weakref.ref(engine)
+
+    def in_use() -> float:
+        alive = ref()
+        pool = alive.pool if alive is not None else None
+        return float(pool.checkedout()) if isinstance(pool, QueuePool) else 0.0
+
+    metrics.DB_POOL_IN_USE.labels(name).set_function(in_use)
+    metrics.DB_POOL_SIZE.labels(name).set(pool_size + max_overflow)
+    return engine
+
+
+def database_engine(settings: CommonSettings, *, name: str) -> Engine:
+    """The service's request engine, its pool sized by the settings (`DUBAN_DB_POOL_*`)."""
+    return make_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        name=name,
+    )
+
+
+def workers_engine(settings: CommonSettings, *, name: str) -> Engine:
+    """The engine of the service's background workers (`DUBAN_DB_WORKERS_POOL_*`)."""
+    return make_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.db_workers_pool_size,
+        max_overflow=settings.db_workers_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        name=f"{name}-workers",
+    )
+
+
+def engine_of(session_factory: sessionmaker[Session]) -> Engine:
+    """The engine a session factory binds its sessions to."""
+    bind = session_factory.kw.get("bind")
+    if not isinstance(bind, Engine):
+        raise TypeError("the session factory is not bound to an engine")
+    return bind
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -253,6 +253,8 @@ class DirectoryFollower:
             # Large fetches: the load is one pass over small records.
             max_poll_records=10_000,
             max_partition_fetch_bytes=16 * 1024 * 1024,
+            # A revoked key is forgotten at once, not once a fetch fills.
+            fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
         )
         try:
             partitions = consumer.partitions_for_topic(topics.DIRECTORY) or set()

@@ -265,6 +265,7 @@ class ConsumerLoop:
                     session_timeout_ms=self.settings.consumer_session_timeout_ms,
                     heartbeat_interval_ms=self.settings.consumer_heartbeat_interval_ms,
                     max_poll_records=200,
+                    fetch_max_wait_ms=self.settings.consumer_fetch_max_wait_ms,
                     client_id=self.group_id,
                 )
             except KafkaError as exc:
@@ -370,9 +371,25 @@ class ConsumerLoop:
         if not assigned:
             return
         try:
-            ends = consumer.end_offsets(list(assigned))
+            reported = consumer.end_offsets(list(assigned))
             for tp in assigned:
-                lag = max(0, ends.get(tp, 0) - consumer.position(tp))
+                lag = partition_lag(
+                    position=consumer.position(tp),
+                    reported_end=reported.get(tp),
+                    highwater=consumer.highwater(tp),
+                )
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
         except KafkaError as exc:
             log.debug("consumer.lag_unavailable", error=str(exc))
+
+
+def partition_lag(*, position: int, reported_end: int | None, highwater: int | None) -> int:
+    """Messages of one partition not yet read: the partition's end minus our position.
+
+    The end is the larger of what ListOffsets reports and the high watermark of our last
+    fetch. Kafka reports both right; Tansu's ListOffsets answers the start of the last
+    batch + 1, which undercounts whenever that batch holds several records, while its
+    fetch responses carry the true high watermark (docs/operations.md).
+    """
+    end = max(reported_end or 0, highwater or 0)
+    return max(0, end - position)

@@ -32,3 +32,31 @@ DIRECTORY_CHECKPOINTS = Counter(
     "on start; saved or failed when written.",
     ["outcome"],
 )
+
+# The edge and the database pool (every service; `pool` and `service` name the service).
+DB_POOL_IN_USE = Gauge(
+    "duban_db_pool_in_use", "Database connections checked out of the pool now.", ["pool"]
+)
+DB_POOL_SIZE = Gauge(
+    "duban_db_pool_size",
+    "Most connections the pool hands out at once (pool_size + max_overflow).",
+    ["pool"],
+)
+DB_POOL_WAIT = Histogram(
+    "duban_db_pool_wait_seconds",
+    "Time to get a connection from the pool (queueing for a free one, opening one if needed),"
+    " including waits that ended in a pool timeout.",
+    ["pool"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5),
+)
+HTTP_IN_FLIGHT = Gauge(
+    "duban_http_requests_in_flight",
+    "Requests being served now by this process (ops routes not counted).",
+    ["service"],
+)
+HTTP_SHED = Counter(
+    "duban_http_requests_shed_total",
+    "Requests answered 503 because the service was saturated, by reason (in_flight: too many"
+    " requests in flight; db_pool: no database connection within the pool timeout).",
+    ["service", "reason"],
+)

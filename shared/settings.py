@@ -61,6 +61,27 @@ class CommonSettings(BaseSettings):
     directory_cache_dir: Path | None = None
     # Once caught up, the checkpoint is rewritten at most this often when something changed.
     directory_checkpoint_seconds: float = Field(default=60.0, gt=0)
+    # Load shedding (docs/operations.md, "过载保护"). Requests in flight per process beyond
+    # which a new request is answered 503 with Retry-After at once (ops routes exempt). Keep
+    # it below AnyIO's 40 worker threads, which the synchronous routes run on.
+    max_requests_in_flight: int = Field(default=32, ge=1)
+    shed_retry_after_seconds: int = Field(default=1, ge=1)
+    # The request pool: connections kept open, extra ones opened under load, and how long a
+    # request waits for one before it is answered 503 (well under a client's patience).
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
+    db_pool_timeout_seconds: float = Field(default=2.0, gt=0)
+    # The background workers' own pool (consumer, outbox relay and its lock, scans,
+    # dispatcher): request load cannot starve them, nor they the requests.
+    db_workers_pool_size: int = Field(default=4, ge=1)
+    db_workers_max_overflow: int = Field(default=2, ge=0)
+    # Readiness is checked in the background on a connection of its own, this often; /readyz
+    # answers the last result (and fails once no check finished for a few intervals).
+    readiness_interval_seconds: float = Field(default=1.0, gt=0)
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    # Longest the broker holds a fetch open waiting for more data: a report is handled at
+    # once instead of waiting for a batch to fill.
+    consumer_fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
 
     def clock(self) -> OffsetClock:
         """The service clock: wall time shifted by `clock_offset_seconds`."""

@@ -30,7 +30,6 @@ from shared.edge import create_edge_app
 from shared.edge.principal import principal_dependency, unauthorized
 from shared.events import ApiKeyPublished
 from shared.httpguard import error_responses
-from shared.ops import database_check
 from shared.textguard import MULTI_LINE, PATH_SEGMENT, SINGLE_LINE
 
 log = structlog.get_logger(__name__)
@@ -341,8 +340,8 @@ def get_escalations(db: UowDep, who: Who, code: TaskCode) -> EscalationsView:
 
 
 def ready_checks(app: FastAPI) -> dict[str, str]:
-    """Ready when the database answers and the consumer runs."""
-    checks = database_check(app.state.session_factory)
+    """Ready when the consumer runs (the edge adds whether the database answers)."""
+    checks: dict[str, str] = {}
     if app.state.run_workers:
         workers: NotifierWorkers = app.state.workers
         checks.update(workers.status())
@@ -355,10 +354,16 @@ def create_app(
     clock: Clock,
     *,
     run_workers: bool = True,
+    workers_session_factory: sessionmaker[Session] | None = None,
     channels: Mapping[ChannelKind, Channel] | None = None,
 ) -> FastAPI:
-    """Build the notifier app; raises PolicyError or ContactsError if a config file is bad."""
-    workers = NotifierWorkers(settings, session_factory, clock, channels=channels)
+    """Build the notifier app; raises PolicyError or ContactsError if a config file is bad.
+
+    The workers use `workers_session_factory` (their own pool) if given, else the request one.
+    """
+    workers = NotifierWorkers(
+        settings, workers_session_factory or session_factory, clock, channels=channels
+    )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -380,6 +385,7 @@ def create_app(
         lifespan=lifespan,
         rules=[Refused],
         audit=audit.writer(session_factory),
+        database=session_factory,
     )
     app.state.workers = workers
     app.state.run_workers = run_workers

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from services.notifier.api import create_app
 from services.notifier.escalation.yamlmarks import MarkedFileError
 from services.notifier.settings import NotifierSettings
-from shared.db import make_engine, make_session_factory
+from shared.db import database_engine, make_session_factory, workers_engine
 from shared.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -22,9 +22,12 @@ def build(settings: NotifierSettings | None = None) -> FastAPI:
     """Wire the notifier from its settings; raises if the policy or contacts file is bad."""
     settings = settings or NotifierSettings()
     configure_logging(settings, service="notifier")
-    engine = make_engine(settings.sqlalchemy_url)
+    engine = database_engine(settings, name="notifier")
     clock = settings.clock()
-    return create_app(settings, make_session_factory(engine), clock)
+    workers = make_session_factory(workers_engine(settings, name="notifier"))
+    return create_app(
+        settings, make_session_factory(engine), clock, workers_session_factory=workers
+    )
 
 
 def main() -> None:

@@ -15,7 +15,6 @@ from services.tracker.usecases.workflow_actions import TaskNotFound
 from services.tracker.workers import TrackerWorkers
 from shared.clock import Clock
 from shared.edge import create_edge_app
-from shared.ops import database_check
 
 
 async def task_not_found(_request: Request, exc: Exception) -> JSONResponse:
@@ -24,8 +23,8 @@ async def task_not_found(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def ready_checks(app: FastAPI) -> dict[str, str]:
-    """Ready when the database answers and the report consumer runs."""
-    checks = database_check(app.state.session_factory)
+    """Ready when the report consumer runs (the edge adds whether the database answers)."""
+    checks: dict[str, str] = {}
     if app.state.run_workers:
         workers: TrackerWorkers = app.state.workers
         checks.update(workers.consumer.readiness())
@@ -38,9 +37,13 @@ def create_app(
     clock: Clock,
     *,
     run_workers: bool = True,
+    workers_session_factory: sessionmaker[Session] | None = None,
 ) -> FastAPI:
-    """Build the tracker app; its lifespan runs the background workers."""
-    workers = TrackerWorkers(settings, session_factory, clock)
+    """Build the tracker app; its lifespan runs the background workers.
+
+    The workers use `workers_session_factory` (their own pool) if given, else the request one.
+    """
+    workers = TrackerWorkers(settings, workers_session_factory or session_factory, clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -66,6 +69,7 @@ def create_app(
         lifespan=lifespan,
         rules=[RuleViolation],
         audit=audit.writer(session_factory),
+        database=session_factory,
         # Room for the multipart envelope around the largest document the route accepts.
         larger_bodies=[("/v1/catalog/imports", settings.max_upload_bytes + 1024 * 1024)],
     )

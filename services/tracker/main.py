@@ -7,7 +7,7 @@ from fastapi import FastAPI
 
 from services.tracker.api import create_app
 from services.tracker.settings import TrackerSettings
-from shared.db import make_engine, make_session_factory
+from shared.db import database_engine, make_session_factory, workers_engine
 from shared.logging import configure_logging
 
 
@@ -15,10 +15,14 @@ def build(settings: TrackerSettings | None = None) -> FastAPI:
     """Wire the tracker from its settings."""
     settings = settings or TrackerSettings()
     configure_logging(settings, service="tracker")
-    engine = make_engine(settings.sqlalchemy_url)
+    engine = database_engine(settings, name="tracker")
     clock = settings.clock()
     return create_app(
-        settings, make_session_factory(engine), clock, run_workers=settings.run_workers
+        settings,
+        make_session_factory(engine),
+        clock,
+        run_workers=settings.run_workers,
+        workers_session_factory=make_session_factory(workers_engine(settings, name="tracker")),
     )
 
 

@@ -9,13 +9,13 @@ import structlog
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import BaseModel
-from sqlalchemy import Engine, delete, select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.tracker import metrics
 from services.tracker.orm import OutboxMessage
 from shared.clock import Clock
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, engine_of
 from shared.events import encode
 from shared.locks import AdvisoryLock, SessionLock
 
@@ -31,7 +31,7 @@ def add(session: Session, *, topic: str, key: str, event: BaseModel | None) -> N
 def relay_lock(session_factory: sessionmaker[Session]) -> SessionLock:
     """The relay's leadership: one relay publishes at a time across every replica, so events
     with the same key keep their order; the others wait as hot standbys."""
-    return SessionLock(_engine_of(session_factory), AdvisoryLock.OUTBOX_RELAY)
+    return SessionLock(engine_of(session_factory), AdvisoryLock.OUTBOX_RELAY)
 
 
 def relay_once(
@@ -89,12 +89,6 @@ def drain(
         return total
     finally:
         lock.release()
-
-
-def _engine_of(session_factory: sessionmaker[Session]) -> Engine:
-    bind = session_factory.kw["bind"]
-    assert isinstance(bind, Engine), "the session factory is bound to one engine"
-    return bind
 
 
 def purge_published(session_factory: sessionmaker[Session], *, older_than: dt.datetime) -> int:

@@ -123,6 +123,8 @@ def outcome_of(request: Request, status: int) -> str | None:
     """What to record for a finished request, or None for nothing."""
     if getattr(request.state, "audit_recorded", False) or status == 429:
         return None
+    if getattr(request.state, "shed", False):  # overloaded: nothing was attempted
+        return None
     if status in (401, 403):
         return "denied"
     if status == 404 and getattr(request.state, "audit_hidden", False):

@@ -4,8 +4,10 @@
 
 Validation problems name the field; rule refusals name the rule (`{code, message}`); the
 database answers 503 with Retry-After only when it is unreachable or a statement timed out
-(`OperationalError`, `InterfaceError`, a pool timeout), never for data it refused: a value
-it cannot store is the request's fault (422), a broken constraint a conflict (409).
+(`OperationalError`, `InterfaceError`), or when no pooled connection came free within the
+pool timeout (the service is saturated: shed, with a short Retry-After); never for data it
+refused: a value it cannot store is the request's fault (422), a broken constraint a
+conflict (409).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from shared import metrics
 from shared.httpguard import retry_after_header, validation_problems
 
 log = structlog.get_logger(__name__)
@@ -57,6 +60,22 @@ def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         {"detail": "数据库暂不可用或查询超时，请稍后重试 (database unavailable)"},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers=retry_after_header(DB_RETRY_AFTER_SECONDS),
+    )
+
+
+def _pool_exhausted(request: Request, exc: Exception) -> JSONResponse:
+    # Every connection was busy for the whole pool timeout: overloaded, not broken. The
+    # audit trail skips it (nothing was attempted; writing would need the pool too).
+    service = str(getattr(request.app.state, "service", "unknown"))
+    metrics.HTTP_SHED.labels(service, "db_pool").inc()
+    request.state.shed = True
+    settings = getattr(request.app.state, "settings", None)
+    wait = getattr(settings, "shed_retry_after_seconds", 1)
+    log.warning("http.database_pool_exhausted", path=request.url.path)
+    return JSONResponse(
+        {"detail": "数据库连接池已满，服务繁忙，请稍后重试 (database connection pool exhausted)"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers=retry_after_header(wait),
     )
 
 
@@ -112,7 +131,7 @@ def install_error_envelope(app: FastAPI, *rules: type[Exception]) -> None:
     """Every error answer in the one envelope; `rules` are the service's `RuleError` types."""
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DBAPIError, _database_error)
-    app.add_exception_handler(PoolTimeout, _unavailable)
+    app.add_exception_handler(PoolTimeout, _pool_exhausted)
     for rule in rules:
         app.add_exception_handler(rule, rule_refused)
     app.add_exception_handler(Exception, _unexpected)
