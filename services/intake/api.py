@@ -18,7 +18,7 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
 
-from services.intake import metrics
+from services.intake import access, metrics
 from services.intake.settings import IntakeSettings
 from shared import topics
 from shared.clock import Clock
@@ -240,14 +240,9 @@ def unit_key(
             key=key,
             headers=exc.headers,
         ) from exc
-    if key.role != "unit" or key.unit is None:
-        raise reject(
-            request,
-            403,
-            "forbidden",
-            "只有责任单位的密钥可以报送进展 (only unit keys may report)",
-            key=key,
-        )
+    refusal = access.may_report(key)
+    if refusal is not None:
+        raise reject(request, refusal.status, refusal.reason, refusal.message, key=key)
     return key
 
 
@@ -271,33 +266,13 @@ def submit_report(
     publisher: Publisher = request.app.state.publisher
     settings: IntakeSettings = request.app.state.settings
     clock: Clock = request.app.state.clock
-    assignment = directory.task(body.task_code)
-    if assignment is None:
+    refusal = access.may_report_on(key, body.task_code, directory.task(body.task_code))
+    if refusal is not None:
         raise reject(
             request,
-            404,
-            "unknown_task",
-            f"任务不存在 (unknown task {body.task_code})",
-            key=key,
-            task_code=body.task_code,
-        )
-    # Task assignments come from the published task-division document, so saying that
-    # a task belongs to another unit reveals nothing the document does not.
-    if key.unit not in (*assignment.lead_units, *assignment.co_units):
-        raise reject(
-            request,
-            403,
-            "not_responsible",
-            f"{key.unit} 不是该任务的责任单位 (unit is not responsible for this task)",
-            key=key,
-            task_code=body.task_code,
-        )
-    if not assignment.accepting_reports:
-        raise reject(
-            request,
-            409,
-            "not_accepting",
-            "该任务已申请销号或已销号，不再接受报送 (task no longer accepts reports)",
+            refusal.status,
+            refusal.reason,
+            refusal.message,
             key=key,
             task_code=body.task_code,
         )
