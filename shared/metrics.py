@@ -26,3 +26,9 @@ PUBLISH_LATENCY = Histogram(
 PUBLISH_FAILURES = Counter(
     "duban_publish_failures_total", "Publishes the broker did not acknowledge.", ["topic"]
 )
+CALENDAR_YEAR_KNOWN = Gauge(
+    "duban_calendar_year_known",
+    "1 when the working calendar knows the year's holidays and makeup days; 0 when it does "
+    "not (Monday to Friday are then taken as working days).",
+    ["year"],
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field
@@ -54,6 +55,10 @@ class CommonSettings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     # Longest a request's database statement may run before it is cancelled (503).
     request_statement_timeout_ms: int = Field(default=15_000, ge=100)
+
+    # Holidays and makeup working days (调休) for years `chinesecalendar` does not know yet,
+    # or corrections to it (DUBAN_CALENDAR_OVERRIDES, shared/workcal.py). Unset: the package.
+    calendar_overrides: Path | None = None
 
     def clock(self) -> OffsetClock:
         """The service clock: wall time shifted by `clock_offset_seconds`."""

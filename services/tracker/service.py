@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from services.tracker import metrics, outbox
 from services.tracker.assessment import assess, period_for_report
 from services.tracker.domain import workflow as rules
+from services.tracker.domain.lights import LightPolicy
 from services.tracker.domain.workflow import Role, RuleViolation, WorkflowState
 from services.tracker.orm import (
     ApiKey,
@@ -150,9 +151,13 @@ def apply_report(
     return Outcome.APPLIED
 
 
-def reevaluate(session: Session, task: Task, *, now: dt.datetime) -> bool:
-    """Recompute the task's light; announce it through the outbox if its condition changed."""
-    assessment = assess(task, now=now)
+def reevaluate(
+    session: Session, task: Task, *, now: dt.datetime, policy: LightPolicy | None = None
+) -> bool:
+    """Recompute the task's light by `policy` (default: the supervision policy in force);
+    announce it through the outbox if its condition changed."""
+    assessment = assess(task, now=now, policy=policy)
+    task.progress = assessment.progress
     task.next_evaluation_at = assessment.next_evaluation_at
     task.days_overdue = assessment.days_overdue
     task.light_reasons = list(assessment.reasons)
@@ -170,7 +175,12 @@ def reevaluate(session: Session, task: Task, *, now: dt.datetime) -> bool:
                 actor_unit=None,
                 actor_key_id=None,
                 at=now,
-                details={"from": previous, "to": task.light, "reasons": list(assessment.reasons)},
+                details={
+                    "from": previous,
+                    "to": task.light,
+                    "reasons": list(assessment.reasons),
+                    "policy_version": assessment.policy_version,
+                },
             )
         )
     # Day counters are left out: the notifier derives them from red_since and due.

@@ -29,7 +29,7 @@ from services.tracker.settings import TrackerSettings
 from services.tracker.workers import scan_once
 from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
-from shared.vocabulary import DeadlineKind
+from shared.vocabulary import Cadence, DeadlineKind
 
 T = TypeVar("T")
 
@@ -76,7 +76,7 @@ def demo_document() -> ParsedDocument:
                 text="年底前完成" if due else "年内持续推进",
                 kind=kind,
                 due=due,
-                cadence=None if due else "monthly",
+                cadence=None if due else Cadence.MONTHLY,
                 summary_due=None if due else dt.date(2022, 12, 31),
             ),
             milestones=milestones,
