@@ -16,15 +16,14 @@ import pytest
 from services.tracker.domain.cadence import Cadence, ReportPeriod, report_periods
 from services.tracker.domain.lights import (
     Evaluation,
-    LightPolicy,
     MilestoneSnapshot,
     TaskSnapshot,
     evaluate,
 )
-
-from ._support import policy
 from shared.clock import SHANGHAI, shanghai_date, start_of_day
 from shared.vocabulary import DeadlineKind, TaskStatus
+
+from ._support import policy
 
 ONE_MICROSECOND = timedelta(microseconds=1)
 CASES = 400

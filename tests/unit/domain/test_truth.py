@@ -157,9 +157,6 @@ def test_reports_owed_in_a_year_by_cadence(cadence: Cadence, count: int) -> None
 
 def test_a_half_yearly_task_owes_two_reports_in_2022() -> None:
     snapshot = task(
-        deadline_kind=DeadlineKind.CONTINUOUS, due_date=None, cadence=Cadence.HALF_YEARLY
-    )
-    snapshot = task(
         deadline_kind=DeadlineKind.CONTINUOUS,
         due_date=None,
         summary_due=date(2022, 12, 31),
