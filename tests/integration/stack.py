@@ -182,8 +182,12 @@ def running_stack(
     *,
     start: dt.datetime = dt.datetime(2022, 5, 20, 10, 0, tzinfo=SHANGHAI),
     document: ParsedDocument | None = None,
+    tracker_options: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
-    """Seed a catalog and keys, then run tracker, intake and notifier against them."""
+    """Seed a catalog and keys, then run tracker, intake and notifier against them.
+
+    `tracker_options` are further TrackerSettings (e.g. a supervision_policy file).
+    """
     common: dict[str, Any] = {
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap,
@@ -193,6 +197,7 @@ def running_stack(
         **common,
         scan_interval_seconds=3600,
         outbox_poll_seconds=0.05,
+        **(tracker_options or {}),
     )
     clock = FixedClock(start)
     factory = make_session_factory(make_engine(database_url))
