@@ -124,9 +124,12 @@ def report_and_wait(stack: Stack, unit: str, code: str, **fields: Any) -> dict[s
     count = len(stack.task(code)["reports"])
     status, body = stack.report(unit, code, **fields)
     assert status == 202, body
-    return wait_until(
-        lambda: (t := stack.task(code)) and len(t["reports"]) > count and t, what="report applied"
-    )
+
+    def applied() -> dict[str, Any] | None:
+        task = stack.task(code)
+        return task if len(task["reports"]) > count else None
+
+    return wait_until(applied, what="report applied")
 
 
 @pytest.fixture(autouse=True)
