@@ -313,8 +313,12 @@ class _ProRata:
         return None
 
 
-def progress_of(snapshot: TaskSnapshot, policy: LightPolicy) -> TaskProgress:
-    """The task's progress and its figures, by the policy's weights (docs/domain.md §5)."""
+def progress_of(snapshot: TaskSnapshot, policy: LightPolicy, today: date) -> TaskProgress:
+    """The task's progress and its figures, by the policy's weights (docs/domain.md §5).
+
+    A milestone counts once it is done or its date has passed: one not yet due does not pull
+    progress down before its time, as a target with no actual yet does not.
+    """
     return task_progress(
         reported_percent=snapshot.latest_percent,
         targets=[
@@ -328,7 +332,11 @@ def progress_of(snapshot: TaskSnapshot, policy: LightPolicy) -> TaskProgress:
             for t in snapshot.targets
             if t.value > 0
         ],
-        milestones=[MilestoneProgress(name=m.name, done=m.done) for m in snapshot.milestones],
+        milestones=[
+            MilestoneProgress(name=m.name, done=m.done)
+            for m in snapshot.milestones
+            if m.done or (m.due_date is not None and m.due_date < today)
+        ],
         weights=policy.weights,
     )
 
@@ -365,7 +373,8 @@ def owed_report(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -
 def evaluate(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -> Evaluation:
     """The task's light at `now`, with reasons and the next instant it could change."""
     require_aware(now, "now")
-    progress = progress_of(snapshot, policy)
+    today = shanghai_date(now)
+    progress = progress_of(snapshot, policy, today)
 
     if snapshot.status is TaskStatus.CLOSED:
         return Evaluation(
@@ -382,7 +391,6 @@ def evaluate(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -> E
             progress=progress,
         )
 
-    today = shanghai_date(now)
     tomorrow = start_of_next_day(today)
     window = timedelta(days=policy.due_soon_days)
     due = snapshot.effective_due
@@ -412,6 +420,10 @@ def evaluate(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -> E
     if due is not None:
         watch_deadline(due, ReasonCode.TASK_OVERDUE, ReasonCode.DUE_SOON, "")
 
+    for milestone in snapshot.milestones:
+        if not milestone.done and milestone.due_date is not None and milestone.due_date >= today:
+            # The day after its date it starts to count in progress.
+            changes.append(start_of_next_day(milestone.due_date))
     if policy.light_milestones:
         for milestone in snapshot.milestones:
             if milestone.done or milestone.due_date is None:

@@ -103,6 +103,16 @@ def test_a_90_percent_report_on_a_5_percent_target_is_not_behind_schedule() -> N
     assert result.progress is not None and result.progress.percent == 90
 
 
+def test_a_milestone_counts_once_done_or_due() -> None:
+    later = MilestoneSnapshot("二期", date(2022, 12, 1))
+    snapshot = task(latest_percent=70, milestones=[later])
+    before = evaluate(snapshot, now=sh(2022, 9, 1))
+    assert before.progress is not None and before.progress.percent == 70
+    after = evaluate(snapshot, now=sh(2022, 12, 2))
+    assert after.progress is not None and after.progress.percent == 35
+    assert after.light is Light.RED  # the missed milestone is its own reason
+
+
 def test_behind_schedule_reason_names_every_figure() -> None:
     snapshot = task(
         latest_percent=60,
