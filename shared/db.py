@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Self
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,10 +30,10 @@ class UnitOfWork:
     def session(self) -> Session:
         """The open session; only valid inside the `with` block."""
         if self._session is None:
-            raise RuntimeError("UnitOfWork used outside its with-block")
+            raise RuntimeError(f"{type(self).__name__} used outside its with-block")
         return self._session
 
-    def __enter__(self) -> UnitOfWork:
+    def __enter__(self) -> Self:
         self._session = self._factory()
         return self
 

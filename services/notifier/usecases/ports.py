@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
-from shared.kafka import MessagePosition
+from shared.processed import ProcessedEvents
 
 if TYPE_CHECKING:
     from services.notifier.access import Scope
@@ -146,14 +146,6 @@ class NotificationFilter:
     level: int | None = None
     status: str | None = None
     channel: str | None = None
-
-
-class ProcessedEvents(Protocol):
-    """Ids of task events already folded in."""
-
-    def add(self, event_id: uuid.UUID, position: MessagePosition) -> bool:
-        """Remember an event; False if it was remembered before (a redelivery)."""
-        ...
 
 
 class Conditions(Protocol):
