@@ -6,8 +6,7 @@ The route and its dependencies are module-level and read the app's resources fro
 
 import threading
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from typing import Annotated
 
 import structlog
@@ -23,6 +22,7 @@ from shared import topics
 from shared.clock import Clock
 from shared.directory import Directory, DirectoryFollower, InvalidKey
 from shared.edge import create_edge_app
+from shared.edge.app import running
 from shared.edge.principal import RateLimited, bearer, bearer_token, enforce_rate_limit
 from shared.events import (
     ApiKeyPublished,
@@ -313,20 +313,17 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
     follower = DirectoryFollower(settings, directory)
     publisher = Publisher(settings)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if follow_directory:
-            try:
-                ensure_topics(settings, topics.ALL)
-            except KafkaError as exc:
-                log.warning("intake.topics_unavailable", error=str(exc))
-            follower.start()
+    def start() -> None:
         try:
-            yield
-        finally:
-            if follow_directory:
-                follower.stop()
-            publisher.close()
+            ensure_topics(settings, topics.ALL)
+        except KafkaError as exc:
+            log.warning("intake.topics_unavailable", error=str(exc))
+        follower.start()
+
+    def stop() -> None:
+        if follow_directory:
+            follower.stop()
+        publisher.close()
 
     app = create_edge_app(
         service="intake",
@@ -339,7 +336,7 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
             "责任单位报送重点工作进展。报告经消息队列确认后返回 202 回执。"
             "报送单位取自 API 密钥，不取自请求体。"
         ),
-        lifespan=lifespan,
+        lifespan=running(start if follow_directory else None, stop),
     )
     app.state.directory = directory
     app.state.follower = follower

@@ -7,8 +7,7 @@ Routes and dependencies are module-level and read the app's resources from `app.
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Literal
 
 import structlog
@@ -27,10 +26,10 @@ from services.notifier.workers import NotifierWorkers
 from shared.clock import Clock
 from shared.directory import InvalidKey
 from shared.edge import create_edge_app
+from shared.edge.app import database_ready, running
 from shared.edge.principal import principal_dependency, unauthorized
 from shared.events import ApiKeyPublished
 from shared.httpguard import error_responses
-from shared.ops import database_check
 from shared.textguard import MULTI_LINE, PATH_SEGMENT, SINGLE_LINE
 
 log = structlog.get_logger(__name__)
@@ -340,15 +339,6 @@ def get_escalations(db: UowDep, who: Who, code: TaskCode) -> EscalationsView:
     )
 
 
-def ready_checks(app: FastAPI) -> dict[str, str]:
-    """Ready when the database answers and the consumer runs."""
-    checks = database_check(app.state.session_factory)
-    if app.state.run_workers:
-        workers: NotifierWorkers = app.state.workers
-        checks.update(workers.status())
-    return checks
-
-
 def create_app(
     settings: NotifierSettings,
     session_factory: sessionmaker[Session],
@@ -360,24 +350,16 @@ def create_app(
     """Build the notifier app; raises PolicyError or ContactsError if a config file is bad."""
     workers = NotifierWorkers(settings, session_factory, clock, channels=channels)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if run_workers:
-            workers.start()
-        try:
-            yield
-        finally:
-            workers.stop()
-
     app = create_edge_app(
         service="notifier",
         settings=settings,
         clock=clock,
         requests=metrics.REQUESTS,
-        ready_checks=lambda: ready_checks(app),
+        # Ready when the database answers and the consumer runs.
+        ready_checks=database_ready(session_factory, workers.status if run_workers else None),
         title="督办 notifier",
         description="催办、督办、通报的发送记录、签收与暂停。",
-        lifespan=lifespan,
+        lifespan=running(workers.start if run_workers else None, workers.stop),
         rules=[Refused],
         audit=audit.writer(session_factory),
     )

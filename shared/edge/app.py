@@ -12,11 +12,13 @@ dependencies (`shared.edge.principal`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import Counter
+from sqlalchemy.orm import Session, sessionmaker
 
 from shared import ops
 from shared.clock import Clock
@@ -25,7 +27,7 @@ from shared.edge.errors import install_error_envelope
 from shared.edge.middleware import RequestCounter, SecurityHeaders
 from shared.edge.ratelimit import RateLimit
 from shared.httpguard import RequestGuard
-from shared.ops import Checks
+from shared.ops import Checks, database_check
 from shared.settings import CommonSettings
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -73,4 +75,37 @@ def create_edge_app(
     return app
 
 
-__all__ = ["Lifespan", "create_edge_app"]
+def running(start: Callable[[], None] | None, stop: Callable[[], None] | None) -> Lifespan:
+    """A lifespan that calls `start` as the app starts and `stop` as it stops (either may be
+    None: nothing to do then)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start is not None:
+            start()
+        try:
+            yield
+        finally:
+            if stop is not None:
+                stop()
+
+    return lifespan
+
+
+def database_ready(
+    session_factory: sessionmaker[Session],
+    workers: Callable[[], Mapping[str, Any]] | None = None,
+) -> Checks:
+    """Readiness of a service with a database: it answers, and the workers (if they run here)
+    say they are ready."""
+
+    def checks() -> dict[str, str]:
+        results = database_check(session_factory)
+        if workers is not None:
+            results.update(workers())
+        return results
+
+    return checks
+
+
+__all__ = ["Lifespan", "create_edge_app", "database_ready", "running"]
