@@ -46,12 +46,10 @@ IdempotencyKey = Annotated[
 ]
 
 
+# The report's fields are the event's (`shared.events.ProgressReport`); like every request
+# body, and like the event when it is built, it refuses fields it does not define.
 class ReportRequest(ProgressReport):
-    """A progress report for one task; the reporting unit is the key's, never the body's.
-
-    The report's fields are the event's (`shared.events.ProgressReport`); like every
-    request body it refuses fields it does not define.
-    """
+    """A progress report for one task; the reporting unit is the key's, never the body's."""
 
     task_code: Annotated[str, Field(max_length=120, description="任务编号"), SINGLE_LINE]
 
