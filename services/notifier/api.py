@@ -246,6 +246,23 @@ def get_digest(db: UowDep, who: Who, digest_id: uuid.UUID) -> DigestView:
     return DigestView.model_validate(row, from_attributes=True)
 
 
+def _commit_write(
+    request: Request,
+    db: SqlUnitOfWork,
+    who: ApiKeyPublished,
+    now: dt.datetime,
+    workers: NotifierWorkers,
+    event: str,
+    **fields: object,
+) -> None:
+    """Audit a 201 write in its own transaction, commit, log it, then ask for an escalation
+    tick (which runs in a transaction of its own and must see the change)."""
+    audit.record_write(db.session, request, principal=who, now=now, status=201)
+    db.commit()
+    log.info(event, **fields)
+    workers.request_tick()
+
+
 @router.post(
     "/v1/tasks/{code}/acknowledgements",
     response_model=AcknowledgementView,
@@ -273,10 +290,17 @@ def post_acknowledgement(
         now=now,
     )
     view = AcknowledgementView.model_validate(ack, from_attributes=True)
-    audit.record_write(db.session, request, principal=who, now=now, status=201)
-    db.commit()
-    log.info("escalation.acknowledged", task=code, level=body.level, by=ack.by_name)
-    workers.request_tick()
+    _commit_write(
+        request,
+        db,
+        who,
+        now,
+        workers,
+        "escalation.acknowledged",
+        task=code,
+        level=body.level,
+        by=ack.by_name,
+    )
     return view
 
 
@@ -309,10 +333,17 @@ def post_snooze(
         task_known_elsewhere=workers.directory.task(code) is not None,
     )
     view = SnoozeView.model_validate(row, from_attributes=True)
-    audit.record_write(db.session, request, principal=who, now=now, status=201)
-    db.commit()
-    log.info("escalation.snoozed", task=code, level=body.level, until=body.until.isoformat())
-    workers.request_tick()
+    _commit_write(
+        request,
+        db,
+        who,
+        now,
+        workers,
+        "escalation.snoozed",
+        task=code,
+        level=body.level,
+        until=body.until.isoformat(),
+    )
     return view
 
 
