@@ -29,6 +29,7 @@ from sqlalchemy.sql import text as sql_text
 
 from services.notifier.usecases.ports import PENDING
 from shared.audit_log import AuditLogColumns
+from shared.db import NAMING_CONVENTION
 from shared.processed import ProcessedEventColumns
 
 SCHEMA = "notifier"
@@ -38,15 +39,7 @@ Timestamp = DateTime(timezone=True)
 class Base(DeclarativeBase):
     """Declarative base bound to the notifier schema."""
 
-    metadata = MetaData(
-        schema=SCHEMA,
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "pk": "pk_%(table_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        },
-    )
+    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
 
 
 class TaskConditionRow(Base):

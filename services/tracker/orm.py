@@ -34,6 +34,7 @@ from services.tracker.domain.progress import (
     task_progress,
 )
 from shared.audit_log import AuditLogColumns
+from shared.db import NAMING_CONVENTION
 from shared.processed import ProcessedEventColumns
 from shared.vocabulary import UnitRole
 
@@ -45,16 +46,7 @@ Timestamp = DateTime(timezone=True)
 class Base(DeclarativeBase):
     """Declarative base bound to the tracker schema."""
 
-    metadata = MetaData(
-        schema=SCHEMA,
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "ck": "ck_%(table_name)s_%(constraint_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        },
-    )
+    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
 
 
 class Unit(Base):
