@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import weakref
 from types import TracebackType
+from typing import Self
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -103,6 +104,16 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+# How every service's tables name their constraints and indexes (Alembic's names match).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
 class UnitOfWork:
     """One transaction: `with uow: ...; uow.commit()`; anything not committed rolls back."""
 
@@ -114,10 +125,10 @@ class UnitOfWork:
     def session(self) -> Session:
         """The open session; only valid inside the `with` block."""
         if self._session is None:
-            raise RuntimeError("UnitOfWork used outside its with-block")
+            raise RuntimeError(f"{type(self).__name__} used outside its with-block")
         return self._session
 
-    def __enter__(self) -> UnitOfWork:
+    def __enter__(self) -> Self:
         self._session = self._factory()
         return self
 

@@ -29,12 +29,12 @@ from pydantic import (
     TypeAdapter,
 )
 
+from shared.textguard import MULTI_LINE, OPTIONAL_MULTI_LINE, SINGLE_LINE
 from shared.vocabulary import Light, PrincipalRole, TaskStatus
 
 EXAMPLES_DIR = Path(__file__).parent / "examples"
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 Period = Annotated[str, StringConstraints(pattern=r"^\d{4}-(0[1-9]|1[0-2]|Q[1-4])$")]
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
@@ -49,36 +49,43 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# The report's own text fields refuse hostile characters (`shared.textguard`): intake's
+# request validates them with the same types, so every event intake publishes passes them.
+ReportLine = Annotated[str, Field(max_length=200), SINGLE_LINE]
+ReportText = Annotated[str, Field(max_length=5000), OPTIONAL_MULTI_LINE]
+
+
 class IndicatorValue(Frozen):
     """A reported value for one of the task's numeric targets."""
 
-    indicator: ShortText
+    indicator: ReportLine
     value: Decimal = Field(ge=0, max_digits=20, decimal_places=4)
 
 
 class MilestoneUpdate(Frozen):
     """Progress on one milestone of the task (matched by its text)."""
 
-    milestone: ShortText
+    milestone: ReportLine
     done: bool
 
 
 class Attachment(Frozen):
     """A supporting document, by link and content hash."""
 
-    name: ShortText
+    name: ReportLine
     url: HttpUrl
     sha256: Sha256
 
 
 class ProgressReport(Frozen):
-    """What a unit reports about a task."""
+    """What a unit reports about a task: the fields and limits of intake's request body and of
+    the `progress_report.submitted` event, defined once."""
 
     period: Period | None = Field(default=None, description="报告期 (YYYY-MM 或 YYYY-Qn)")
     percent: int = Field(ge=0, le=100, description="完成进度 (0-100)")
-    summary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
-    blockers: LongText | None = Field(default=None, description="梗阻障碍")
-    next_steps: LongText | None = Field(default=None, description="下一步工作")
+    summary: Annotated[str, Field(max_length=5000, description="进展情况"), MULTI_LINE]
+    blockers: ReportText | None = Field(default=None, description="梗阻障碍")
+    next_steps: ReportText | None = Field(default=None, description="下一步工作")
     indicators: list[IndicatorValue] = Field(default_factory=list, max_length=50)
     milestones: list[MilestoneUpdate] = Field(default_factory=list, max_length=50)
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)

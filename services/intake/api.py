@@ -6,9 +6,7 @@ The route and its dependencies are module-level and read the app's resources fro
 
 import threading
 import uuid
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from decimal import Decimal
+from collections.abc import Mapping
 from typing import Annotated
 
 import structlog
@@ -16,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request,
 from fastapi.security import HTTPAuthorizationCredentials
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
 
 from services.intake import access, metrics
 from services.intake.settings import IntakeSettings
@@ -24,18 +22,17 @@ from shared import topics
 from shared.clock import Clock
 from shared.directory import Directory, DirectoryFollower, InvalidKey
 from shared.edge import create_edge_app
+from shared.edge.app import running
 from shared.edge.principal import RateLimited, bearer, bearer_token, enforce_rate_limit
 from shared.events import (
     ApiKeyPublished,
-    Period,
     ProgressReport,
     ProgressReportSubmitted,
-    Sha256,
     encode,
 )
 from shared.httpguard import error_responses
 from shared.kafka import ensure_topics, make_producer, publish
-from shared.textguard import MULTI_LINE, OPTIONAL_MULTI_LINE, SINGLE_LINE
+from shared.textguard import SINGLE_LINE
 
 log = structlog.get_logger(__name__)
 # Who did what, when, from where: intake keeps no database, so its audit trail is this log.
@@ -49,50 +46,12 @@ IdempotencyKey = Annotated[
 ]
 
 
-ShortText = Annotated[str, Field(max_length=200), SINGLE_LINE]
-LongText = Annotated[str, Field(max_length=5000), OPTIONAL_MULTI_LINE]
-
-
-class Strict(BaseModel):
-    """Request bodies refuse fields they do not define."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class IndicatorInput(Strict):
-    """A reported value for one of the task's numeric targets."""
-
-    indicator: ShortText
-    value: Decimal = Field(ge=0, max_digits=20, decimal_places=4)
-
-
-class MilestoneInput(Strict):
-    """Progress on one milestone of the task (matched by its text)."""
-
-    milestone: ShortText
-    done: bool
-
-
-class AttachmentInput(Strict):
-    """A supporting document, by link and content hash."""
-
-    name: ShortText
-    url: HttpUrl
-    sha256: Sha256
-
-
-class ReportRequest(Strict):
+# The report's fields are the event's (`shared.events.ProgressReport`); like every request
+# body, and like the event when it is built, it refuses fields it does not define.
+class ReportRequest(ProgressReport):
     """A progress report for one task; the reporting unit is the key's, never the body's."""
 
     task_code: Annotated[str, Field(max_length=120, description="任务编号"), SINGLE_LINE]
-    period: Period | None = Field(default=None, description="报告期 (YYYY-MM 或 YYYY-Qn)")
-    percent: int = Field(ge=0, le=100, description="完成进度 (0-100)")
-    summary: Annotated[str, Field(max_length=5000, description="进展情况"), MULTI_LINE]
-    blockers: LongText | None = Field(default=None, description="梗阻障碍")
-    next_steps: LongText | None = Field(default=None, description="下一步工作")
-    indicators: list[IndicatorInput] = Field(default_factory=list, max_length=50)
-    milestones: list[MilestoneInput] = Field(default_factory=list, max_length=50)
-    attachments: list[AttachmentInput] = Field(default_factory=list, max_length=20)
 
     def report(self) -> ProgressReport:
         """The report as the event carries it."""
@@ -327,20 +286,17 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
     follower = DirectoryFollower(settings, directory)
     publisher = Publisher(settings)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if follow_directory:
-            try:
-                ensure_topics(settings, topics.ALL)
-            except KafkaError as exc:
-                log.warning("intake.topics_unavailable", error=str(exc))
-            follower.start()
+    def start() -> None:
         try:
-            yield
-        finally:
-            if follow_directory:
-                follower.stop()
-            publisher.close()
+            ensure_topics(settings, topics.ALL)
+        except KafkaError as exc:
+            log.warning("intake.topics_unavailable", error=str(exc))
+        follower.start()
+
+    def stop() -> None:
+        if follow_directory:
+            follower.stop()
+        publisher.close()
 
     app = create_edge_app(
         service="intake",
@@ -353,7 +309,7 @@ def create_app(settings: IntakeSettings, clock: Clock, *, follow_directory: bool
             "责任单位报送重点工作进展。报告经消息队列确认后返回 202 回执。"
             "报送单位取自 API 密钥，不取自请求体。"
         ),
-        lifespan=lifespan,
+        lifespan=running(start if follow_directory else None, stop),
     )
     app.state.directory = directory
     app.state.follower = follower

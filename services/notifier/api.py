@@ -7,8 +7,7 @@ Routes and dependencies are module-level and read the app's resources from `app.
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Mapping
 from typing import Annotated, Literal
 
 import structlog
@@ -27,6 +26,7 @@ from services.notifier.workers import NotifierWorkers
 from shared.clock import Clock
 from shared.directory import InvalidKey
 from shared.edge import create_edge_app
+from shared.edge.app import running
 from shared.edge.principal import principal_dependency, unauthorized
 from shared.events import ApiKeyPublished
 from shared.httpguard import error_responses
@@ -246,6 +246,23 @@ def get_digest(db: UowDep, who: Who, digest_id: uuid.UUID) -> DigestView:
     return DigestView.model_validate(row, from_attributes=True)
 
 
+def _commit_write(
+    request: Request,
+    db: SqlUnitOfWork,
+    who: ApiKeyPublished,
+    now: dt.datetime,
+    workers: NotifierWorkers,
+    event: str,
+    **fields: object,
+) -> None:
+    """Audit a 201 write in its own transaction, commit, log it, then ask for an escalation
+    tick (which runs in a transaction of its own and must see the change)."""
+    audit.record_write(db.session, request, principal=who, now=now, status=201)
+    db.commit()
+    log.info(event, **fields)
+    workers.request_tick()
+
+
 @router.post(
     "/v1/tasks/{code}/acknowledgements",
     response_model=AcknowledgementView,
@@ -273,10 +290,17 @@ def post_acknowledgement(
         now=now,
     )
     view = AcknowledgementView.model_validate(ack, from_attributes=True)
-    audit.record_write(db.session, request, principal=who, now=now, status=201)
-    db.commit()
-    log.info("escalation.acknowledged", task=code, level=body.level, by=ack.by_name)
-    workers.request_tick()
+    _commit_write(
+        request,
+        db,
+        who,
+        now,
+        workers,
+        "escalation.acknowledged",
+        task=code,
+        level=body.level,
+        by=ack.by_name,
+    )
     return view
 
 
@@ -309,10 +333,17 @@ def post_snooze(
         task_known_elsewhere=workers.directory.task(code) is not None,
     )
     view = SnoozeView.model_validate(row, from_attributes=True)
-    audit.record_write(db.session, request, principal=who, now=now, status=201)
-    db.commit()
-    log.info("escalation.snoozed", task=code, level=body.level, until=body.until.isoformat())
-    workers.request_tick()
+    _commit_write(
+        request,
+        db,
+        who,
+        now,
+        workers,
+        "escalation.snoozed",
+        task=code,
+        level=body.level,
+        until=body.until.isoformat(),
+    )
     return view
 
 
@@ -339,15 +370,6 @@ def get_escalations(db: UowDep, who: Who, code: TaskCode) -> EscalationsView:
     )
 
 
-def ready_checks(app: FastAPI) -> dict[str, str]:
-    """Ready when the consumer runs (the edge adds whether the database answers)."""
-    checks: dict[str, str] = {}
-    if app.state.run_workers:
-        workers: NotifierWorkers = app.state.workers
-        checks.update(workers.status())
-    return checks
-
-
 def create_app(
     settings: NotifierSettings,
     session_factory: sessionmaker[Session],
@@ -365,24 +387,16 @@ def create_app(
         settings, workers_session_factory or session_factory, clock, channels=channels
     )
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if run_workers:
-            workers.start()
-        try:
-            yield
-        finally:
-            workers.stop()
-
     app = create_edge_app(
         service="notifier",
         settings=settings,
         clock=clock,
         requests=metrics.REQUESTS,
-        ready_checks=lambda: ready_checks(app),
+        # Ready when the database answers (the edge checks it) and the consumer runs.
+        ready_checks=workers.status if run_workers else None,
         title="督办 notifier",
         description="催办、督办、通报的发送记录、签收与暂停。",
-        lifespan=lifespan,
+        lifespan=running(workers.start if run_workers else None, workers.stop),
         rules=[Refused],
         audit=audit.writer(session_factory),
         database=session_factory,

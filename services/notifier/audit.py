@@ -12,7 +12,7 @@ from fastapi import Request
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.notifier.orm import AuditEntry
-from shared.db import UnitOfWork
+from shared import audit_log
 from shared.edge import audit as edge_audit
 from shared.events import ApiKeyPublished
 
@@ -32,11 +32,5 @@ def record_write(
 
 
 def writer(session_factory: sessionmaker[Session]) -> edge_audit.Write:
-    """Stores one refused-attempt record in a short transaction of its own."""
-
-    def write(record: edge_audit.Record) -> None:
-        with UnitOfWork(session_factory) as uow:
-            uow.session.add(AuditEntry(**record))
-            uow.commit()
-
-    return write
+    """Stores one refused-attempt record in `notifier.audit_log`, in a transaction of its own."""
+    return audit_log.writer(session_factory, AuditEntry)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import structlog
-from pydantic import ValidationError
 
-from services.notifier.usecases.folding import apply_task_event
+from services.notifier.usecases.folding import Folded, apply_task_event
 from services.notifier.usecases.ports import UnitOfWork
-from shared.events import UnsupportedEvent, decode_task_event
-from shared.kafka import MessagePosition, Outcome, PoisonMessage
+from shared.events import TaskEvent, decode_task_event
+from shared.handlers import Handler, transactional_handler
+from shared.kafka import MessagePosition, Outcome
 
 log = structlog.get_logger(__name__)
 
@@ -20,18 +19,13 @@ def make_task_event_handler(
     new_uow: Callable[[], UnitOfWork],
     *,
     on_change: Callable[[], None] | None = None,
-) -> Callable[[Any], Outcome]:
+) -> Handler:
     """A handler that owns one transaction per message, then asks for an escalation tick."""
 
-    def handle(message: Any) -> Outcome:
-        try:
-            event = decode_task_event(message.value)
-        except (ValueError, ValidationError, UnsupportedEvent) as exc:
-            raise PoisonMessage(f"undecodable task event: {exc}") from exc
-        position = MessagePosition.of(message)
-        with new_uow() as uow:
-            folded = apply_task_event(uow, event, position=position)
-            uow.commit()
+    def apply(uow: UnitOfWork, event: TaskEvent, position: MessagePosition) -> Folded:
+        return apply_task_event(uow, event, position=position)
+
+    def committed(folded: Folded) -> Outcome:
         # After the commit: the tick runs in its own transaction and must see this change.
         if folded.changed and on_change is not None:
             try:
@@ -41,4 +35,10 @@ def make_task_event_handler(
                 log.warning("consumer.tick_request_failed", error=repr(exc))
         return folded.outcome
 
-    return handle
+    return transactional_handler(
+        what="task event",
+        decode=decode_task_event,
+        new_uow=new_uow,
+        apply=apply,
+        committed=committed,
+    )

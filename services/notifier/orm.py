@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Date,
     DateTime,
     ForeignKey,
@@ -29,6 +28,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import text as sql_text
 
 from services.notifier.usecases.ports import PENDING
+from shared.audit_log import AuditLogColumns
+from shared.db import NAMING_CONVENTION
+from shared.processed import ProcessedEventColumns
 
 SCHEMA = "notifier"
 Timestamp = DateTime(timezone=True)
@@ -37,15 +39,7 @@ Timestamp = DateTime(timezone=True)
 class Base(DeclarativeBase):
     """Declarative base bound to the notifier schema."""
 
-    metadata = MetaData(
-        schema=SCHEMA,
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "pk": "pk_%(table_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        },
-    )
+    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
 
 
 class TaskConditionRow(Base):
@@ -189,42 +183,9 @@ class SnoozeRow(Base):
     __table_args__ = (Index("ix_snoozes_task_code", "task_code", "until"),)
 
 
-class ProcessedEventRow(Base):
+class ProcessedEventRow(ProcessedEventColumns, Base):
     """Task events already folded in; makes redelivery harmless."""
 
-    __tablename__ = "processed_events"
 
-    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    topic: Mapped[str] = mapped_column(String(200))
-    partition: Mapped[int] = mapped_column(Integer)
-    offset: Mapped[int] = mapped_column(BigInteger)
-    processed_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
-
-
-class AuditEntry(Base):
+class AuditEntry(AuditLogColumns, Base):
     """Append-only audit log of the notifier's API (shared.edge.audit): 签收, snoozes, refusals."""
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(Timestamp)
-    # The key presented; for a refused unknown key, the id it claimed (it may not exist).
-    key_id: Mapped[str | None] = mapped_column(String(40))
-    role: Mapped[str | None] = mapped_column(String(20))
-    unit: Mapped[str | None] = mapped_column(String(200))
-    leader: Mapped[str | None] = mapped_column(String(50))
-    action: Mapped[str] = mapped_column(String(60))
-    method: Mapped[str] = mapped_column(String(10))
-    route: Mapped[str] = mapped_column(String(200))
-    object: Mapped[str | None] = mapped_column(String(200))
-    # ok, denied (401/403), hidden (404 for an object that exists), refused (other 4xx).
-    outcome: Mapped[str] = mapped_column(String(20))
-    status: Mapped[int] = mapped_column(Integer)
-    client: Mapped[str | None] = mapped_column(String(100))
-    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-
-    __table_args__ = (
-        Index("ix_audit_log_at", "at"),
-        Index("ix_audit_log_key_id_at", "key_id", "at"),
-        Index("ix_audit_log_object_at", "object", "at"),
-    )

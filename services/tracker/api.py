@@ -1,8 +1,5 @@
 """The tracker's HTTP API: task state and history, workflow, keys, health and metrics."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -17,6 +14,7 @@ from services.tracker.usecases.workflow_actions import TaskNotFound
 from services.tracker.workers import TrackerWorkers
 from shared.clock import Clock
 from shared.edge import create_edge_app
+from shared.edge.app import running
 from shared.workcal import load_calendar
 
 log = structlog.get_logger(__name__)
@@ -25,15 +23,6 @@ log = structlog.get_logger(__name__)
 async def task_not_found(_request: Request, exc: Exception) -> JSONResponse:
     """A task named by an event or an action that the tracker does not hold."""
     return JSONResponse({"detail": f"任务不存在 (no task {exc})"}, status_code=404)
-
-
-def ready_checks(app: FastAPI) -> dict[str, str]:
-    """Ready when the report consumer runs (the edge adds whether the database answers)."""
-    checks: dict[str, str] = {}
-    if app.state.run_workers:
-        workers: TrackerWorkers = app.state.workers
-        checks.update(workers.consumer.readiness())
-    return checks
 
 
 def create_app(
@@ -56,28 +45,19 @@ def create_app(
     log.info("supervision.policy_in_force", **policy_summary(policy))
     workers = TrackerWorkers(settings, workers_session_factory or session_factory, clock)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if run_workers:
-            workers.start()
-        try:
-            yield
-        finally:
-            if run_workers:
-                workers.stop()
-
     app = create_edge_app(
         service="tracker",
         settings=settings,
         clock=clock,
         requests=metrics.REQUESTS,
-        ready_checks=lambda: ready_checks(app),
+        # Ready when the database answers (the edge checks it) and the report consumer runs.
+        ready_checks=workers.consumer.readiness if run_workers else None,
         title="督办 tracker",
         description=(
             "重点工作任务状态、进展报告历史与红黄绿灯。责任单位只能查看和办理本单位的任务，"
             "分管领导只能查看其分管的任务；无权查看的任务与不存在的任务一样答 404。"
         ),
-        lifespan=lifespan,
+        lifespan=running(workers.start, workers.stop) if run_workers else None,
         rules=[RuleViolation],
         audit=audit.writer(session_factory),
         database=session_factory,

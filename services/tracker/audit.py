@@ -18,41 +18,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.tracker.auth import Principal
 from services.tracker.orm import AuditEntry
-from shared.db import UnitOfWork
+from shared import audit_log
 from shared.edge import audit as edge_audit
 from shared.edge.audit import Write
-
-
-def entry(
-    *,
-    at: dt.datetime,
-    principal: Principal | None,
-    action: str,
-    method: str,
-    route: str,
-    object_: str | None,
-    outcome: str,
-    status: int,
-    client: str | None,
-    key_id: str | None = None,
-    details: dict[str, Any] | None = None,
-) -> AuditEntry:
-    """One audit record."""
-    return AuditEntry(
-        **edge_audit.record(
-            at=at,
-            principal=principal,
-            action=action,
-            method=method,
-            route=route,
-            object_=object_,
-            outcome=outcome,
-            status=status,
-            client=client,
-            key_id=key_id,
-            details=details,
-        )
-    )
 
 
 def record_write(
@@ -94,27 +62,23 @@ def record_console(
     except (KeyError, OSError):
         who = "unknown"
     session.add(
-        entry(
-            at=now,
-            principal=None,
-            action=action,
-            method="CLI",
-            route="duban keys",
-            object_=object_,
-            outcome="ok",
-            status=0,
-            client=who,
-            details=details,
+        AuditEntry(
+            **edge_audit.record(
+                at=now,
+                principal=None,
+                action=action,
+                method="CLI",
+                route="duban keys",
+                object_=object_,
+                outcome="ok",
+                status=0,
+                client=who,
+                details=details,
+            )
         )
     )
 
 
 def writer(session_factory: sessionmaker[Session]) -> Write:
-    """Stores one refused-attempt record in a short transaction of its own."""
-
-    def write(record: edge_audit.Record) -> None:
-        with UnitOfWork(session_factory) as uow:
-            uow.session.add(AuditEntry(**record))
-            uow.commit()
-
-    return write
+    """Stores one refused-attempt record in `tracker.audit_log`, in a transaction of its own."""
+    return audit_log.writer(session_factory, AuditEntry)

@@ -3,7 +3,9 @@ and the queries that list and show keys."""
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,7 +14,10 @@ from services.tracker.adapters.sql import SqlUnitOfWork, lock_key
 from services.tracker.orm import ApiKey
 from services.tracker.usecases import keys as usecases
 from services.tracker.usecases.keys import InvalidKeyRequest, UnknownKeyOrUnit, UnknownName
-from shared.apikeys import IssuedKey
+from services.tracker.usecases.ports import UnitOfWork
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = [
     "InvalidKeyRequest",
@@ -27,31 +32,22 @@ __all__ = [
 ]
 
 
-def create_key(
-    session: Session,
-    *,
-    role: str,
-    unit_name: str | None,
-    label: str,
-    expires_at: dt.datetime | None,
-    now: dt.datetime,
-    leader: str | None = None,
-) -> IssuedKey:
-    """Create a key (`usecases.keys.create_key`); the plaintext is returned once."""
-    return usecases.create_key(
-        SqlUnitOfWork(session),
-        role=role,
-        unit_name=unit_name,
-        label=label,
-        expires_at=expires_at,
-        now=now,
-        leader=leader,
-    )
+def _on_session(
+    usecase: Callable[Concatenate[UnitOfWork, P], R],
+) -> Callable[Concatenate[Session, P], R]:
+    """The use case, run over the caller's session (the caller owns the transaction)."""
+
+    @functools.wraps(usecase)
+    def run(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return usecase(SqlUnitOfWork(session), *args, **kwargs)
+
+    return run
 
 
-def revoke_key(session: Session, *, key_id: str, now: dt.datetime) -> ApiKey:
-    """Revoke a key (`usecases.keys.revoke_key`)."""
-    return usecases.revoke_key(SqlUnitOfWork(session), key_id=key_id, now=now)
+# `usecases.keys.create_key`: the plaintext is returned once.
+create_key = _on_session(usecases.create_key)
+# `usecases.keys.revoke_key`.
+revoke_key = _on_session(usecases.revoke_key)
 
 
 def get_key(session: Session, *, key_id: str) -> ApiKey | None:

@@ -27,6 +27,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from shared.audit_log import AuditLogColumns
+from shared.db import NAMING_CONVENTION
+from shared.processed import ProcessedEventColumns
 from shared.vocabulary import TargetDirection, UnitRole
 
 SCHEMA = "tracker"
@@ -37,16 +40,7 @@ Timestamp = DateTime(timezone=True)
 class Base(DeclarativeBase):
     """Declarative base bound to the tracker schema."""
 
-    metadata = MetaData(
-        schema=SCHEMA,
-        naming_convention={
-            "ix": "ix_%(column_0_label)s",
-            "uq": "uq_%(table_name)s_%(column_0_name)s",
-            "ck": "ck_%(table_name)s_%(constraint_name)s",
-            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-            "pk": "pk_%(table_name)s",
-        },
-    )
+    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
 
 
 class Unit(Base):
@@ -299,16 +293,8 @@ class TaskAction(Base):
     __table_args__ = (Index("ix_task_actions_task_id_at", "task_id", "at"),)
 
 
-class ProcessedEvent(Base):
+class ProcessedEvent(ProcessedEventColumns, Base):
     """Events already applied; makes redelivery harmless."""
-
-    __tablename__ = "processed_events"
-
-    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    topic: Mapped[str] = mapped_column(String(200))
-    partition: Mapped[int] = mapped_column(Integer)
-    offset: Mapped[int] = mapped_column(BigInteger)
-    processed_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
 
 
 class OutboxMessage(Base):
@@ -349,33 +335,8 @@ class ApiKey(Base):
     unit: Mapped[Unit | None] = relationship(lazy="joined")
 
 
-class AuditEntry(Base):
+class AuditEntry(AuditLogColumns, Base):
     """Append-only audit log: every write and every refused attempt, who, what, when, where."""
-
-    __tablename__ = "audit_log"
-
-    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(Timestamp)
-    # The key presented; for a refused unknown key, the id it claimed (it may not exist).
-    key_id: Mapped[str | None] = mapped_column(String(40))
-    role: Mapped[str | None] = mapped_column(String(20))
-    unit: Mapped[str | None] = mapped_column(String(200))
-    leader: Mapped[str | None] = mapped_column(String(50))
-    action: Mapped[str] = mapped_column(String(60))
-    method: Mapped[str] = mapped_column(String(10))
-    route: Mapped[str] = mapped_column(String(200))
-    object: Mapped[str | None] = mapped_column(String(200))
-    # ok, denied (401/403), hidden (404 for an object that exists), refused (other 4xx).
-    outcome: Mapped[str] = mapped_column(String(20))
-    status: Mapped[int] = mapped_column(Integer)
-    client: Mapped[str | None] = mapped_column(String(100))
-    details: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)
-
-    __table_args__ = (
-        Index("ix_audit_log_at", "at"),
-        Index("ix_audit_log_key_id_at", "key_id", "at"),
-        Index("ix_audit_log_object_at", "object", "at"),
-    )
 
 
 __all__ = [

@@ -47,7 +47,7 @@ def create_edge_app(
     settings: CommonSettings,
     clock: Clock,
     requests: Counter,
-    ready_checks: Checks,
+    ready_checks: Checks | None,
     title: str,
     description: str,
     lifespan: Lifespan | None = None,
@@ -92,7 +92,7 @@ def create_edge_app(
     app.state.service = service
     app.state.clock = clock
     app.state.settings = settings
-    app.state.ready_checks = ready_checks
+    app.state.ready_checks = ready_checks or _nothing_else
     app.state.limiter = RateLimit(
         per_minute=settings.rate_limit_per_minute,
         burst=settings.rate_limit_burst,
@@ -117,4 +117,25 @@ def create_edge_app(
     return app
 
 
-__all__ = ["Lifespan", "create_edge_app"]
+def _nothing_else() -> dict[str, str]:
+    return {}
+
+
+def running(start: Callable[[], None] | None, stop: Callable[[], None] | None) -> Lifespan:
+    """A lifespan that calls `start` as the app starts and `stop` as it stops (either may be
+    None: nothing to do then)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start is not None:
+            start()
+        try:
+            yield
+        finally:
+            if stop is not None:
+                stop()
+
+    return lifespan
+
+
+__all__ = ["Lifespan", "create_edge_app", "running"]

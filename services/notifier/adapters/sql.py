@@ -12,7 +12,6 @@ import datetime as dt
 import functools
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from sqlalchemy import (
@@ -55,8 +54,9 @@ from services.notifier.usecases.ports import (
     SnoozeRecord,
     StoredCondition,
 )
-from shared.kafka import MessagePosition
+from shared.db import UnitOfWork
 from shared.locks import AdvisoryLock
+from shared.processed import SqlProcessedEvents
 
 # One tick at a time across every replica (pg_advisory_xact_lock).
 ESCALATION_LOCK_KEY = int(AdvisoryLock.ESCALATION_TICK)
@@ -96,27 +96,6 @@ def _copy_onto(row: Base, record: Any) -> None:
     for name, value in _values(record).items():
         if getattr(row, name) != value:
             setattr(row, name, value)
-
-
-class SqlProcessedEvents:
-    """Folded task events' ids in `notifier.processed_events`."""
-
-    def __init__(self, session: Session) -> None:
-        self._session = session
-
-    def add(self, event_id: uuid.UUID, position: MessagePosition) -> bool:
-        inserted = self._session.execute(
-            insert(ProcessedEventRow)
-            .values(
-                event_id=event_id,
-                topic=position.topic,
-                partition=position.partition,
-                offset=position.offset,
-            )
-            .on_conflict_do_nothing(index_elements=[ProcessedEventRow.event_id])
-            .returning(ProcessedEventRow.event_id)
-        ).first()
-        return inserted is not None
 
 
 class SqlConditions:
@@ -426,8 +405,9 @@ class SqlLocks:
         )
 
 
-class SqlUnitOfWork:
-    """One transaction on a new session: `with uow: ...; uow.commit()`; the rest rolls back."""
+class SqlUnitOfWork(UnitOfWork):
+    """One transaction on a new session (`shared.db.UnitOfWork`), with the notifier's
+    repositories over it: `with uow: ...; uow.commit()`; the rest rolls back."""
 
     processed_events: SqlProcessedEvents
     conditions: SqlConditions
@@ -437,20 +417,9 @@ class SqlUnitOfWork:
     snoozes: SqlSnoozes
     locks: SqlLocks
 
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
-        self._factory = session_factory
-        self._session: Session | None = None
-
-    @property
-    def session(self) -> Session:
-        """The open session; only valid inside the `with` block."""
-        if self._session is None:
-            raise RuntimeError("SqlUnitOfWork used outside its with-block")
-        return self._session
-
     def __enter__(self) -> Self:
-        session = self._session = self._factory()
-        self.processed_events = SqlProcessedEvents(session)
+        session = super().__enter__().session
+        self.processed_events = SqlProcessedEvents(session, ProcessedEventRow)
         self.conditions = SqlConditions(session)
         self.notifications = SqlNotifications(session)
         self.digests = SqlDigests(session)
@@ -458,21 +427,6 @@ class SqlUnitOfWork:
         self.snoozes = SqlSnoozes(session)
         self.locks = SqlLocks(session)
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        session = self.session
-        session.rollback()
-        session.close()
-        self._session = None
-
-    def commit(self) -> None:
-        """Make the work durable."""
-        self.session.commit()
 
     def database_now(self) -> dt.datetime:
         """The database's `now()`: the transaction's start, the same clock for every replica."""

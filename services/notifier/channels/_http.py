@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -93,7 +94,10 @@ def truncate_utf8(text: str, max_bytes: int, marker: str) -> str:
 
 
 class HttpChannel:
-    """Base for HTTP channels: one attempt in `attempt`, retries and cleanup here."""
+    """Base for HTTP channels: one attempt in `attempt`, retries and cleanup here.
+
+    `clock` (seconds since the epoch) is for channels that sign or stamp their requests.
+    """
 
     def __init__(
         self,
@@ -101,9 +105,11 @@ class HttpChannel:
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         client: httpx.Client | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._poster = HttpPoster(timeout=timeout, client=client)
         self._retry = retry or RetryPolicy()
+        self._clock = clock
 
     def attempt(self, message: OutboundMessage) -> int:
         """One delivery attempt; raises a DeliveryError on failure."""

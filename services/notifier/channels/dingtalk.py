@@ -5,15 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import time
-from collections.abc import Callable
 from urllib.parse import quote_plus
-
-import httpx
 
 from services.notifier.channels._http import HttpChannel, json_body, robot_errcode, truncate_utf8
 from services.notifier.channels.base import OutboundMessage
-from services.notifier.channels.retry import RetryPolicy
 
 # DingTalk's documented limit is 20000 bytes; stay clear of it.
 MAX_TEXT_BYTES = 18000
@@ -46,17 +41,6 @@ def dingtalk_payload(message: OutboundMessage) -> dict[str, object]:
 
 class DingTalkChannel(HttpChannel):
     """Posts markdown to a DingTalk robot; signs when the contact has a secret."""
-
-    def __init__(
-        self,
-        *,
-        timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
-        client: httpx.Client | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(timeout=timeout, retry=retry, client=client)
-        self._clock = clock
 
     def attempt(self, message: OutboundMessage) -> int:
         """One POST; HTTP 200 with errcode 0 is the only success."""

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
-from collections.abc import Callable
-
-import httpx
 
 from services.notifier.channels._http import HttpChannel, json_body
 from services.notifier.channels.base import OutboundMessage, PermanentDeliveryError
-from services.notifier.channels.retry import RetryPolicy
 
 SIGNATURE_HEADER = "X-Duban-Signature"
 TIMESTAMP_HEADER = "X-Duban-Timestamp"
@@ -31,17 +26,6 @@ def verify_signature(secret: str, body: bytes, header_value: str) -> bool:
 
 class WebhookChannel(HttpChannel):
     """POSTs `message.payload` as JSON to `message.address`, signed with `message.secret`."""
-
-    def __init__(
-        self,
-        *,
-        timeout: float = 10.0,
-        retry: RetryPolicy | None = None,
-        client: httpx.Client | None = None,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(timeout=timeout, retry=retry, client=client)
-        self._clock = clock
 
     def attempt(self, message: OutboundMessage) -> int:
         """One signed POST; raises a DeliveryError on failure."""

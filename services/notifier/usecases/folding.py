@@ -33,7 +33,7 @@ def apply_task_event(uow: UnitOfWork, event: Any, *, position: MessagePosition) 
         # Other task events (actions for the timeline) are followed by their own
         # condition change when they matter to escalation.
         return Folded(Outcome.APPLIED, changed=False)
-    if not uow.processed_events.add(event.event_id, position):
+    if not uow.processed_events.mark(event.event_id, position):
         return Folded(Outcome.DUPLICATE, changed=False)
     condition = uow.conditions.get(event.task_code, for_update=True)
     if condition is not None and condition.occurred_at > event.occurred_at:

@@ -14,10 +14,10 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol
 
-from shared.kafka import MessagePosition
+from shared.handlers import Transaction
+from shared.processed import ProcessedEvents
 
 if TYPE_CHECKING:
     from services.notifier.access import Scope
@@ -146,14 +146,6 @@ class NotificationFilter:
     level: int | None = None
     status: str | None = None
     channel: str | None = None
-
-
-class ProcessedEvents(Protocol):
-    """Ids of task events already folded in."""
-
-    def add(self, event_id: uuid.UUID, position: MessagePosition) -> bool:
-        """Remember an event; False if it was remembered before (a redelivery)."""
-        ...
 
 
 class Conditions(Protocol):
@@ -298,8 +290,9 @@ class Locks(Protocol):
         ...
 
 
-class UnitOfWork(Protocol):
-    """One transaction over the notifier's repositories; rolled back unless committed."""
+class UnitOfWork(Transaction, Protocol):
+    """One transaction (`with uow: ...; uow.commit()`) over the notifier's repositories;
+    rolled back unless committed."""
 
     @property
     def processed_events(self) -> ProcessedEvents: ...
@@ -321,19 +314,6 @@ class UnitOfWork(Protocol):
 
     @property
     def locks(self) -> Locks: ...
-
-    def __enter__(self) -> Self: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def commit(self) -> None:
-        """Make the work durable."""
-        ...
 
     def database_now(self) -> dt.datetime:
         """The storage's own clock: the same for every replica, used for leases."""

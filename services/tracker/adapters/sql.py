@@ -9,12 +9,10 @@ processed event is marked with `ON CONFLICT DO NOTHING`.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Sequence
 
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from services.tracker import outbox
@@ -27,7 +25,7 @@ from services.tracker.orm import (
     TaskAction,
     Unit,
 )
-from shared.kafka import MessagePosition
+from shared.processed import SqlProcessedEvents
 from shared.vocabulary import UnitRole
 
 
@@ -102,28 +100,6 @@ class SqlUnits:
     def by_name(self, name: str) -> Unit | None:
         """The unit of this name."""
         return self.session.execute(select(Unit).where(Unit.name == name)).scalar_one_or_none()
-
-
-class SqlProcessedEvents:
-    """`ports.ProcessedEvents`: the event id's primary key makes a redelivery a no-op."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def mark(self, event_id: uuid.UUID, position: MessagePosition) -> bool:
-        """Record the event; False if it already was."""
-        inserted = self.session.execute(
-            insert(ProcessedEvent)
-            .values(
-                event_id=event_id,
-                topic=position.topic,
-                partition=position.partition,
-                offset=position.offset,
-            )
-            .on_conflict_do_nothing(index_elements=[ProcessedEvent.event_id])
-            .returning(ProcessedEvent.event_id)
-        ).first()
-        return inserted is not None
 
 
 class SqlReports:
@@ -205,7 +181,7 @@ class SqlUnitOfWork:
         self.session = session
         self.tasks = SqlTasks(session)
         self.units = SqlUnits(session)
-        self.processed = SqlProcessedEvents(session)
+        self.processed = SqlProcessedEvents(session, ProcessedEvent)
         self.reports = SqlReports(session)
         self.timeline = SqlTimeline(session)
         self.outbox = SqlOutbox(session)

@@ -7,14 +7,13 @@ built in memory, the SQL one hands out rows of the caller's session.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
 from pydantic import BaseModel
 
 from services.tracker.orm import ApiKey, ExtensionDecision, Report, Task, TaskAction, Unit
-from shared.kafka import MessagePosition
+from shared.processed import ProcessedEvents
 
 
 class Tasks(Protocol):
@@ -39,14 +38,6 @@ class Units(Protocol):
 
     def by_name(self, name: str) -> Unit | None:
         """The unit of this name, if the catalog holds it."""
-        ...
-
-
-class ProcessedEvents(Protocol):
-    """Events already applied."""
-
-    def mark(self, event_id: uuid.UUID, position: MessagePosition) -> bool:
-        """Record the event as processed; False if it already was (a redelivery)."""
         ...
 
 

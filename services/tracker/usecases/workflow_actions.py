@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from services.tracker import access
@@ -179,6 +180,35 @@ def return_report(
     )
 
 
+def _act(
+    uow: UnitOfWork,
+    *,
+    code: str,
+    principal: Principal,
+    now: dt.datetime,
+    action: str,
+    decide: Callable[[WorkflowState, Role], WorkflowState],
+    details: Callable[[WorkflowState, WorkflowState], dict[str, Any]],
+) -> Task:
+    """Lock and load the task, let the rule decide, then store, record and announce.
+
+    `details(before, after)` is what the timeline and the event say about the action.
+    """
+    task, role = load_for_action(uow, code=code, principal=principal)
+    before = state_of(task)
+    after = decide(before, role)
+    return _finish(
+        uow,
+        task,
+        before,
+        after,
+        action=action,
+        principal=principal,
+        now=now,
+        details=details(before, after),
+    )
+
+
 def request_extension(
     uow: UnitOfWork,
     *,
@@ -189,20 +219,16 @@ def request_extension(
     now: dt.datetime,
 ) -> Task:
     """The lead unit asks, before the due date, for a later one."""
-    task, role = load_for_action(uow, code=code, principal=principal)
-    before = state_of(task)
-    after = rules.request_extension(
-        before, actor=role, new_due=new_due, asked_at=now, reason_zh=reason
-    )
-    return _finish(
+    return _act(
         uow,
-        task,
-        before,
-        after,
-        action="extension_requested",
+        code=code,
         principal=principal,
         now=now,
-        details={
+        action="extension_requested",
+        decide=lambda state, role: rules.request_extension(
+            state, actor=role, new_due=new_due, asked_at=now, reason_zh=reason
+        ),
+        details=lambda before, _after: {
             "requested_due": new_due.isoformat(),
             "reason": reason.strip(),
             "current_due": _iso(before.effective_due),
@@ -220,20 +246,16 @@ def decide_extension(
     now: dt.datetime,
 ) -> Task:
     """The office grants (the original due date is kept on record) or refuses."""
-    task, role = load_for_action(uow, code=code, principal=principal)
-    before = state_of(task)
     decide = rules.grant_extension if grant else rules.refuse_extension
-    after = decide(before, actor=role, decided_at=now, comment_zh=comment)
-    return _finish(
+    return _act(
         uow,
-        task,
-        before,
-        after,
-        action="extension_granted" if grant else "extension_refused",
+        code=code,
         principal=principal,
         now=now,
-        details={
-            "original_due": _iso(task.due_date),
+        action="extension_granted" if grant else "extension_refused",
+        decide=lambda state, role: decide(state, actor=role, decided_at=now, comment_zh=comment),
+        details=lambda before, after: {
+            "original_due": _iso(before.due_date),
             "extended_due": _iso(after.extended_due),
             "comment": comment.strip(),
         },
@@ -244,18 +266,14 @@ def request_completion(
     uow: UnitOfWork, *, code: str, summary: str, principal: Principal, now: dt.datetime
 ) -> Task:
     """申请销号: the lead unit reports the task complete."""
-    task, role = load_for_action(uow, code=code, principal=principal)
-    before = state_of(task)
-    after = rules.request_completion(before, actor=role, at=now)
-    return _finish(
+    return _act(
         uow,
-        task,
-        before,
-        after,
-        action="completion_requested",
+        code=code,
         principal=principal,
         now=now,
-        details={"summary": summary.strip()},
+        action="completion_requested",
+        decide=lambda state, role: rules.request_completion(state, actor=role, at=now),
+        details=lambda _before, _after: {"summary": summary.strip()},
     )
 
 
@@ -263,18 +281,14 @@ def close(
     uow: UnitOfWork, *, code: str, comment: str, principal: Principal, now: dt.datetime
 ) -> Task:
     """销号: the office verifies the completed task and closes it."""
-    task, role = load_for_action(uow, code=code, principal=principal)
-    before = state_of(task)
-    after = rules.close(before, actor=role, at=now)
-    return _finish(
+    return _act(
         uow,
-        task,
-        before,
-        after,
-        action="closed",
+        code=code,
         principal=principal,
         now=now,
-        details={"comment": comment.strip()},
+        action="closed",
+        decide=lambda state, role: rules.close(state, actor=role, at=now),
+        details=lambda _before, _after: {"comment": comment.strip()},
     )
 
 
@@ -282,18 +296,14 @@ def reopen(
     uow: UnitOfWork, *, code: str, comment: str, principal: Principal, now: dt.datetime
 ) -> Task:
     """The office reopens a closed task."""
-    task, role = load_for_action(uow, code=code, principal=principal)
-    before = state_of(task)
-    after = rules.reopen(before, actor=role, at=now)
-    return _finish(
+    return _act(
         uow,
-        task,
-        before,
-        after,
-        action="reopened",
+        code=code,
         principal=principal,
         now=now,
-        details={"comment": comment.strip()},
+        action="reopened",
+        decide=lambda state, role: rules.reopen(state, actor=role, at=now),
+        details=lambda _before, _after: {"comment": comment.strip()},
     )
 
 

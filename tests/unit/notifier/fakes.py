@@ -70,7 +70,7 @@ class FakeProcessedEvents:
     def __init__(self, tables: Tables) -> None:
         self._t = tables
 
-    def add(self, event_id: uuid.UUID, position: MessagePosition) -> bool:
+    def mark(self, event_id: uuid.UUID, position: MessagePosition) -> bool:
         if event_id in self._t.processed:
             return False
         self._t.processed[event_id] = position
