@@ -16,7 +16,15 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request,
 from fastapi.security import HTTPAuthorizationCredentials
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, HttpUrl, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    field_validator,
+)
 
 from services.intake import access, metrics
 from services.intake.settings import IntakeSettings
@@ -93,6 +101,18 @@ class ReportRequest(Strict):
     indicators: list[IndicatorInput] = Field(default_factory=list, max_length=50)
     milestones: list[MilestoneInput] = Field(default_factory=list, max_length=50)
     attachments: list[AttachmentInput] = Field(default_factory=list, max_length=20)
+    cites: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=50,
+        description="引用的配合单位报送（其 event_id）；仅牵头单位的汇总报告可引用",
+    )
+
+    @field_validator("cites")
+    @classmethod
+    def _distinct(cls, cites: list[uuid.UUID]) -> list[uuid.UUID]:
+        if len(set(cites)) != len(cites):
+            raise ValueError("同一报送被引用了两次 (a part is cited twice)")
+        return cites
 
     def report(self) -> ProgressReport:
         """The report as the event carries it."""
@@ -266,7 +286,8 @@ def submit_report(
     publisher: Publisher = request.app.state.publisher
     settings: IntakeSettings = request.app.state.settings
     clock: Clock = request.app.state.clock
-    refusal = access.may_report_on(key, body.task_code, directory.task(body.task_code))
+    assignment = directory.task(body.task_code)
+    refusal = access.may_report_on(key, body.task_code, assignment)
     if refusal is not None:
         raise reject(
             request,
@@ -276,6 +297,11 @@ def submit_report(
             key=key,
             task_code=body.task_code,
         )
+    refusal = access.may_cite(key, assignment) if body.cites else None
+    if refusal is not None:
+        metrics.REPORTS_REJECTED.labels(refusal.reason).inc()
+        problem = {"loc": ["body", "cites"], "msg": refusal.message, "type": refusal.reason}
+        raise HTTPException(refusal.status, detail=[problem])
     now = clock.now()
     event_id = (
         uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{key.unit}\x00{idempotency_key}")

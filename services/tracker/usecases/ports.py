@@ -61,6 +61,10 @@ class Reports(Protocol):
         """The lead unit's latest report on the task that has not been returned."""
         ...
 
+    def parts_among(self, task_id: int, event_ids: Sequence[uuid.UUID]) -> Sequence[Report]:
+        """Those of `event_ids` that are co-unit parts (role co) stored for this task."""
+        ...
+
 
 class Timeline(Protocol):
     """A task's timeline (and audit trail of its workflow)."""
