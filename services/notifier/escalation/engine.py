@@ -435,42 +435,48 @@ def _plan_missing_parts(
 ) -> list[PlannedNotification]:
     """Notices to each co-unit whose part is missing, on each level naming `co_unit_missing`.
 
-    A unit's run starts when its latest missing part went missing, so each newly missing
-    part is chased afresh; the level's repeats, dedupe window, snoozes and the unit's own
-    acknowledgements apply as to any recipient. The level's `when` and the light's `inhibit`
-    do not: the part is the co-unit's, whatever the task's light. A unit that hears this
-    level (or, with `higher_level_supersedes`, a higher one) about the task in another role
-    is not sent a second notice.
+    One notice per missing part: a unit is sent one when a part of its has gone missing since
+    the last it was sent about the task at this level (two parts missed a month apart, two
+    notices; two missed in one window, one), never twice in a window, and not repeated for a
+    part already chased; snoozes hold it back until they end. The level's `when`, repeats and
+    acknowledgements and the light's `inhibit` do not apply: the part is the co-unit's,
+    whatever the task's light. A unit that hears this level (or, with
+    `higher_level_supersedes`, a higher one) about the task in another role now is not sent a
+    second notice.
     """
     task = ctx.task
-    runs: dict[str, datetime] = {}
+    by_unit: dict[str, list[MissingPart]] = defaultdict(list)
     for part in task.missing_parts:
         if part.due_at <= now:
-            runs[part.unit] = max(part.due_at, runs.get(part.unit, part.due_at))
+            by_unit[part.unit].append(part)
     planned: list[PlannedNotification] = []
     for level in policy.levels:
         rule = next((r for r in level.recipients if r.role is RecipientRole.CO_UNIT_MISSING), None)
-        if rule is None or not runs:
+        if rule is None or not by_unit:
             continue
         if any(s.level == level.level and s.until > now for s in ctx.snoozes):
             continue
         respond_by = _respond_by(level, task, now, window)
-        for unit, start in runs.items():
+        for unit, parts in by_unit.items():
+            recipient = Recipient(RecipientRole.CO_UNIT_MISSING, unit)
+            sent = [
+                r.sent_at
+                for r in ctx.history
+                if r.level == level.level and r.recipient == recipient
+            ]
+            if any(window_start(at, policy) == window for at in sent):
+                continue
+            last = max(sent, default=None)
+            if all(last is not None and part.due_at <= last for part in parts):
+                continue  # every part missing has been chased already
             heard = {n for n, recipients in hearing.items() for r in recipients if r.name == unit}
             if level.level in heard or (
                 policy.higher_level_supersedes and any(n > level.level for n in heard)
             ):
                 continue
-            recipient = Recipient(RecipientRole.CO_UNIT_MISSING, unit)
-            own = _TaskContext(task, ctx.history, [a for a in ctx.acks if a.by == unit], [])
-            arm_start = _arm_start(own, level.level, start, now, policy)
-            if arm_start is None:
-                continue
-            sequence = _due_sequence(
-                own, level.level, recipient, start, arm_start, level, window, policy
-            )
-            if sequence is None:
-                continue
+            # The how-manieth notice since the oldest part still missing went missing.
+            oldest = min(part.due_at for part in parts)
+            sequence = 1 + len({window_start(at, policy) for at in sent if at >= oldest})
             nid = notification_id(task.task_id, level.level, recipient, window)
             planned += [
                 PlannedNotification(

@@ -30,8 +30,8 @@ class RecipientRole(StrEnum):
     LEAD_UNIT_LEADERSHIP = "lead_unit_leadership"  # the lead units' leadership (牵头单位领导)
     SUPERVISING_OFFICE = "supervising_office"  # 督查室
     SUPERVISING_LEADER = "supervising_leader"  # the task's 分管领导
-    # Each co-unit whose part report is missing (配合单位未报送), alone: started by its
-    # missing part, not by the level's `when` (and not inhibited by the task's light).
+    # Each co-unit whose part report is missing (配合单位未报送), alone: one notice per
+    # missing part, whatever the level's `when` and the task's light (engine.py).
     CO_UNIT_MISSING = "co_unit_missing"
 
 
