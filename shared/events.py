@@ -89,6 +89,11 @@ class ProgressReport(Frozen):
     indicators: list[IndicatorValue] = Field(default_factory=list, max_length=50)
     milestones: list[MilestoneUpdate] = Field(default_factory=list, max_length=50)
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+    cites: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=50,
+        description="牵头单位汇总报告引用的配合单位报送 (their event ids)",
+    )
 
 
 class EventBase(Frozen):
@@ -107,6 +112,14 @@ class ProgressReportSubmitted(EventBase):
     unit: ShortText
     key_id: ShortText
     report: ProgressReport
+
+
+class MissingPart(Frozen):
+    """A co-unit's part report missing past its last on-time day."""
+
+    unit: ShortText
+    period: ShortText = Field(description="报告期 (2022-10, 2022-Q3, 2022-H1, 2022-W05 …)")
+    due_at: AwareDatetime = Field(description="The end of its last on-time day")
 
 
 class TaskConditionChanged(EventBase):
@@ -137,6 +150,8 @@ class TaskConditionChanged(EventBase):
     lead_units: list[str]
     co_units: list[str]
     leaders: list[str]
+    # Added within version 1 (optional): co-unit parts missing now.
+    missing_parts: list[MissingPart] = Field(default_factory=list)
 
 
 class TaskActionRecorded(EventBase):

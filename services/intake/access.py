@@ -52,3 +52,15 @@ def may_report_on(
             "该任务已申请销号或已销号，不再接受报送 (task no longer accepts reports)",
         )
     return None
+
+
+def may_cite(key: ApiKeyPublished, assignment: TaskAssignmentPublished | None) -> Refusal | None:
+    """Only a lead unit's consolidated report cites co-units' parts (whether each cited id is
+    a part of the task is the tracker's to check: intake holds no reports)."""
+    if assignment is not None and key.unit not in assignment.lead_units:
+        return Refusal(
+            422,
+            "cites_not_lead",
+            "只有牵头单位的汇总报告可以引用配合单位报送 (only the lead unit may cite parts)",
+        )
+    return None

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request,
 from fastapi.security import HTTPAuthorizationCredentials
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from pydantic import AwareDatetime, BaseModel, Field, StringConstraints
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, field_validator
 
 from services.intake import access, metrics
 from services.intake.settings import IntakeSettings
@@ -52,6 +52,14 @@ class ReportRequest(ProgressReport):
     """A progress report for one task; the reporting unit is the key's, never the body's."""
 
     task_code: Annotated[str, Field(max_length=120, description="任务编号"), SINGLE_LINE]
+
+    @field_validator("cites")
+    @classmethod
+    def _distinct(cls, cites: list[uuid.UUID]) -> list[uuid.UUID]:
+        # A request naming a part twice is a client's mistake; the event itself stays tolerant.
+        if len(set(cites)) != len(cites):
+            raise ValueError("同一报送被引用了两次 (a part is cited twice)")
+        return cites
 
     def report(self) -> ProgressReport:
         """The report as the event carries it."""
@@ -225,7 +233,8 @@ def submit_report(
     publisher: Publisher = request.app.state.publisher
     settings: IntakeSettings = request.app.state.settings
     clock: Clock = request.app.state.clock
-    refusal = access.may_report_on(key, body.task_code, directory.task(body.task_code))
+    assignment = directory.task(body.task_code)
+    refusal = access.may_report_on(key, body.task_code, assignment)
     if refusal is not None:
         raise reject(
             request,
@@ -235,6 +244,11 @@ def submit_report(
             key=key,
             task_code=body.task_code,
         )
+    refusal = access.may_cite(key, assignment) if body.cites else None
+    if refusal is not None:
+        metrics.REPORTS_REJECTED.labels(refusal.reason).inc()
+        problem = {"loc": ["body", "cites"], "msg": refusal.message, "type": refusal.reason}
+        raise HTTPException(refusal.status, detail=[problem])
     now = clock.now()
     event_id = (
         uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{key.unit}\x00{idempotency_key}")

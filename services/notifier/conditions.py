@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from services.notifier.escalation.engine import TaskCondition
+from services.notifier.escalation.engine import MissingPart, TaskCondition
 from services.notifier.escalation.engine import is_stopped as is_stopped
 from shared.clock import end_of_day, shanghai_date
 from shared.events import TaskConditionChanged
@@ -55,6 +55,9 @@ def condition_at(event: TaskConditionChanged, *, now: dt.datetime) -> TaskCondit
         extended=extended,
         last_report_at=event.last_report_at,
         due_at=end_of_day(event.due) if event.due is not None else None,
+        missing_parts=tuple(
+            MissingPart(unit=p.unit, period=p.period, due_at=p.due_at) for p in event.missing_parts
+        ),
     )
 
 
@@ -67,6 +70,10 @@ def condition_to_json(condition: TaskCondition) -> dict[str, Any]:
         data[name] = value.isoformat() if value is not None else None
     for name in _TUPLES:
         data[name] = list(data[name])
+    data["missing_parts"] = [
+        {"unit": p.unit, "period": p.period, "due_at": p.due_at.isoformat()}
+        for p in condition.missing_parts
+    ]
     return data
 
 
@@ -78,4 +85,11 @@ def condition_from_json(data: Mapping[str, Any]) -> TaskCondition:
         fields[name] = dt.datetime.fromisoformat(value) if value is not None else None
     for name in _TUPLES:
         fields[name] = tuple(fields.get(name) or ())
+    # Snapshots taken before co-units owed parts have none.
+    fields["missing_parts"] = tuple(
+        MissingPart(
+            unit=p["unit"], period=p["period"], due_at=dt.datetime.fromisoformat(p["due_at"])
+        )
+        for p in fields.get("missing_parts") or ()
+    )
     return TaskCondition(**fields)

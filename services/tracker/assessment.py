@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from services.tracker.domain.cadence import ReportPeriod
 from services.tracker.domain.lights import (
+    CoUnitParts,
     LightPolicy,
     MilestoneSnapshot,
     TargetSnapshot,
@@ -15,10 +16,20 @@ from services.tracker.domain.lights import (
     owed_report,
     reporting_cadence,
 )
-from services.tracker.orm import Task
+from services.tracker.orm import Task, TaskUnit
 from services.tracker.policy.supervision import current_rules
 from shared.clock import shanghai_date
-from shared.vocabulary import Cadence, DeadlineKind, Light, TargetDirection, TaskStatus
+from shared.vocabulary import Cadence, DeadlineKind, Light, TargetDirection, TaskStatus, UnitRole
+
+
+@dataclass(frozen=True)
+class PartMissing:
+    """A co-unit's part missing now: which unit, which period, and when it was due (the end of
+    its last on-time day)."""
+
+    unit: str
+    period: str
+    due_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -35,12 +46,14 @@ class Assessment:
     progress: float | None
     # The policy version (fingerprint) that lit it.
     policy_version: str
+    # Co-unit parts missing now (docs/domain.md §4).
+    missing_parts: tuple[PartMissing, ...] = ()
 
 
-def _periods(task: Task) -> frozenset[ReportPeriod]:
+def _periods(keys: list[str] | None) -> frozenset[ReportPeriod]:
     # Keys of another cadence never equal a period the task owes, so they need no filter.
     periods = set()
-    for key in task.reported_periods:
+    for key in keys or ():
         try:
             periods.add(ReportPeriod.parse(key))
         except ValueError:
@@ -81,7 +94,12 @@ def snapshot_of(task: Task) -> TaskSnapshot:
         latest_percent=task.percent if task.last_report_at is not None else None,
         latest_report_at=task.last_report_at,
         latest_report_has_blockers=task.last_report_has_blockers,
-        received_periods=_periods(task),
+        received_periods=_periods(task.reported_periods),
+        co_units=tuple(
+            CoUnitParts(unit=a.unit.name, received=_periods(a.reported_periods))
+            for a in task.assignments
+            if a.role == UnitRole.CO
+        ),
         milestones=tuple(
             MilestoneSnapshot(name=m.text, due_date=m.due_date, done=m.done_at is not None)
             for m in task.milestones
@@ -104,14 +122,17 @@ def period_for_report(
     period: str | None,
     submitted_at: dt.datetime,
     policy: LightPolicy | None = None,
+    co_unit: TaskUnit | None = None,
 ) -> str | None:
-    """The reporting period a report answers: as stated, else the one owed when it was filed."""
+    """The reporting period a report answers: as stated, else the one owed when it was filed
+    (by the lead unit, or by `co_unit` for a co-unit's part)."""
     rules = policy or current_rules()
     snapshot = snapshot_of(task)
     cadence = reporting_cadence(snapshot, rules)
     if cadence is None or period is not None:
         return period
-    owed = owed_report(snapshot, now=submitted_at, policy=rules)
+    received = _periods(co_unit.reported_periods) if co_unit is not None else None
+    owed = owed_report(snapshot, now=submitted_at, policy=rules, received=received)
     if owed is not None and owed.period.start <= shanghai_date(submitted_at):
         return owed.period.key
     return ReportPeriod.containing(cadence, shanghai_date(submitted_at)).key
@@ -131,4 +152,8 @@ def assess(task: Task, *, now: dt.datetime, policy: LightPolicy | None = None) -
         report_due_at=evaluation.report_due_at,
         progress=round(float(progress), 1) if progress is not None else None,
         policy_version=rules.version,
+        missing_parts=tuple(
+            PartMissing(unit=p.unit, period=p.period.key, due_at=p.due_at)
+            for p in evaluation.missing_parts
+        ),
     )

@@ -142,10 +142,18 @@ def _apply(task: Task, parsed: ParsedTask, units: _Units, year: int) -> None:
     wanted = [(units.get(n), UnitRole.LEAD) for n in parsed.lead_units]
     wanted += [(units.get(n), UnitRole.CO) for n in parsed.co_units if n not in parsed.lead_units]
     if [(a.unit_id, a.role) for a in task.assignments] != [(u.id, r) for u, r in wanted]:
+        # A unit that stays on the task in the same role keeps the parts it has filed.
+        parts = {(a.unit_id, a.role): list(a.reported_periods or []) for a in task.assignments}
         task.assignments.clear()
         units.session.flush()
         task.assignments.extend(
-            TaskUnit(unit_id=u.id, unit=u, role=role, position=i)
+            TaskUnit(
+                unit_id=u.id,
+                unit=u,
+                role=role,
+                position=i,
+                reported_periods=parts.get((u.id, role), []),
+            )
             for i, (u, role) in enumerate(wanted)
         )
     if [(m.text, m.due_date) for m in task.milestones] != [

@@ -194,6 +194,10 @@ class TaskUnit(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
     role: Mapped[str] = mapped_column(String(10))
     position: Mapped[int] = mapped_column(Integer, default=0)
+    # A co-unit's parts: the periods (2022-03, 2022-Q1 …) its part report stands for.
+    reported_periods: Mapped[list[str]] = mapped_column(
+        ARRAY(String(10)), default=list, server_default="{}"
+    )
 
     task: Mapped[Task] = relationship(back_populates="assignments")
     unit: Mapped[Unit] = relationship(lazy="joined")
@@ -248,6 +252,11 @@ class Report(Base):
     summary: Mapped[str] = mapped_column(Text)
     blockers: Mapped[str | None] = mapped_column(Text)
     next_steps: Mapped[str | None] = mapped_column(Text)
+    # The co-unit parts (their event ids) a lead unit's consolidated report cites, as checked
+    # against the task's stored parts; the payload keeps what was sent.
+    cites: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), default=list, server_default="{}"
+    )
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     submitted_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     returned_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)

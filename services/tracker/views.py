@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.tracker.orm import Report, Task
-from shared.vocabulary import Light, TaskStatus
+from shared.vocabulary import Light, TaskStatus, UnitRole
 
 
 class MilestoneView(BaseModel):
@@ -45,7 +45,35 @@ class ReportView(BaseModel):
     received_at: dt.datetime
     returned_at: dt.datetime | None
     return_comment: str | None
+    cites: list[uuid.UUID] = Field(description="引用的配合单位报送 (their event ids)")
     details: dict[str, Any]
+
+
+class PartView(BaseModel):
+    """One co-unit part: a co-unit's report for a period, and the lead reports citing it."""
+
+    event_id: uuid.UUID
+    period: str | None
+    percent: int
+    summary: str
+    blockers: str | None
+    submitted_at: dt.datetime
+    cited_by: list[uuid.UUID] = Field(description="引用该报送的牵头单位汇总报告")
+
+
+class MissingPartView(BaseModel):
+    """A part the co-unit owes and has not filed past its last on-time day."""
+
+    period: str
+    due_at: dt.datetime
+
+
+class CoUnitPartsView(BaseModel):
+    """A co-unit's parts by period, and the parts it owes (as of the last evaluation)."""
+
+    unit: str
+    parts: list[PartView]
+    missing: list[MissingPartView]
 
 
 class TaskSummary(BaseModel):
@@ -93,6 +121,7 @@ class TaskDetail(TaskSummary):
     milestones: list[MilestoneView]
     targets: list[TargetView]
     reports: list[ReportView]
+    co_unit_parts: list[CoUnitPartsView] = Field(description="配合单位分项报送")
 
 
 class TimelineEntry(BaseModel):
@@ -126,6 +155,46 @@ class TaskPage(BaseModel):
 def task_summary(task: Task) -> TaskSummary:
     """The list view of a task."""
     return TaskSummary.model_validate(task)
+
+
+def co_unit_parts(task: Task, reports: list[Report]) -> list[CoUnitPartsView]:
+    """Each co-unit's parts, by period then time filed, with the lead reports citing each, and
+    the parts it owes as the last evaluation found them."""
+    cited_by: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for report in reports:
+        if report.role == UnitRole.LEAD:
+            for cited in report.cites or ():
+                cited_by.setdefault(cited, []).append(report.event_id)
+    missing = (task.announced or {}).get("missing_parts") or []
+    views = []
+    for unit in task.co_units:
+        parts = sorted(
+            (r for r in reports if r.role == UnitRole.CO and r.unit.name == unit),
+            key=lambda r: (r.period or "", r.submitted_at),
+        )
+        views.append(
+            CoUnitPartsView(
+                unit=unit,
+                parts=[
+                    PartView(
+                        event_id=r.event_id,
+                        period=r.period,
+                        percent=r.percent,
+                        summary=r.summary,
+                        blockers=r.blockers,
+                        submitted_at=r.submitted_at,
+                        cited_by=cited_by.get(r.event_id, []),
+                    )
+                    for r in parts
+                ],
+                missing=[
+                    MissingPartView(period=m["period"], due_at=m["due_at"])
+                    for m in missing
+                    if m.get("unit") == unit
+                ],
+            )
+        )
+    return views
 
 
 def task_detail(task: Task, reports: list[Report]) -> TaskDetail:
@@ -166,8 +235,10 @@ def task_detail(task: Task, reports: list[Report]) -> TaskDetail:
                 received_at=r.received_at,
                 returned_at=r.returned_at,
                 return_comment=r.return_comment,
+                cites=list(r.cites or ()),
                 details=r.payload,
             )
             for r in reports
         ],
+        co_unit_parts=co_unit_parts(task, reports),
     )

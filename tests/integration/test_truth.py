@@ -174,12 +174,19 @@ def test_a_half_yearly_task_owes_two_reports_in_2022_not_twelve(
         stack.scan()
         task = stack.task("T2022-003")
         assert task["light"] == "red"
-        assert task["light_reasons"] == ["2022年上半年半年报逾期 189 天（累计缺报 2 期）"]
+        # The co-unit (市统计局) owes its parts too; listed, it does not light the task.
+        assert task["light_reasons"] == [
+            "2022年上半年半年报逾期 189 天（累计缺报 2 期）",
+            "配合单位未报送：市统计局（2022年上半年、2022年下半年）",
+        ]
         # The lead files the first half: one report is still owed for 2022, the second half.
         report_and_wait(stack, "市政务服务办", "T2022-003", percent=50, summary="上半年工作。")
         stack.scan()
         task = stack.task("T2022-003")
-        assert task["light_reasons"] == ["2022年下半年半年报逾期 5 天"]
+        assert task["light_reasons"] == [
+            "2022年下半年半年报逾期 5 天",
+            "配合单位未报送：市统计局（2022年上半年、2022年下半年）",
+        ]
         assert due_at(task) == dt.datetime(2023, 1, 5, 23, 59, 59, 999999, tzinfo=SHANGHAI)
 
 
@@ -206,7 +213,10 @@ def test_a_report_due_on_a_national_holiday_falls_due_on_the_makeup_working_day(
         stack.clock.set(at(10, 9, 9))
         stack.scan()
         task = stack.task("T2022-001")
-        assert (task["light"], task["light_reasons"]) == ("red", ["2022年9月月报逾期 1 天"])
+        assert (task["light"], task["light_reasons"]) == (
+            "red",
+            ["2022年9月月报逾期 1 天", "配合单位未报送：市统计局（2022年1月、2022年2月等 9 期）"],
+        )
 
 
 def test_a_policy_edit_relights_every_open_task_and_the_timeline_names_it(

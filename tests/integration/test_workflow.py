@@ -234,6 +234,16 @@ def test_two_scanners_on_one_database_never_flag_a_task_twice(
         events = [json.loads(p) for p in rows if p is not None]
         assert len(events) == len(rows)  # only the directory has tombstones
         red = Counter(e["task_code"] for e in events if e.get("light") == "red")
-        # T2022-001 is past due; T2022-003 (continuous) missed its May report. Once each.
-        assert red == Counter({TASK: 1, "T2022-003": 1})
+        # T2022-001 is past due; T2022-003 (continuous) missed its reports. Once each, and
+        # T2022-003 once more when its co-unit's May part went missing (a new condition).
+        assert red == Counter({TASK: 1, "T2022-003": 2})
+        parts = [
+            [p["period"] for p in e["missing_parts"]]
+            for e in sorted(events, key=lambda e: e["occurred_at"])
+            if e["task_code"] == "T2022-003" and e.get("light") == "red"
+        ]
+        assert parts == [
+            ["2022-01", "2022-02", "2022-03", "2022-04"],
+            ["2022-01", "2022-02", "2022-03", "2022-04", "2022-05"],
+        ]
         assert sum(counts) >= 1

@@ -45,6 +45,18 @@ class Recipient:
 
 
 @dataclass(frozen=True)
+class MissingPart:
+    """A co-unit's part report missing since `due_at` (the end of its last on-time day)."""
+
+    unit: str
+    period: str
+    due_at: datetime
+
+    def __post_init__(self) -> None:
+        _require_aware(f"missing part {self.unit} {self.period}: due_at", self.due_at)
+
+
+@dataclass(frozen=True)
 class TaskCondition:
     """What the tracker knows about one task right now.
 
@@ -52,6 +64,7 @@ class TaskCondition:
     received; `last_report_at` is when the latest report arrived (it decides whether an
     acknowledgement re-arms). `due_at`, when given, is the completion deadline in force.
     `extended` means an extension has been granted and the new deadline has not passed.
+    `missing_parts` are the co-units' part reports missing now.
     """
 
     task_id: str
@@ -69,6 +82,7 @@ class TaskCondition:
     extended: bool = False
     last_report_at: datetime | None = None
     due_at: datetime | None = None
+    missing_parts: tuple[MissingPart, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.task_id:
@@ -87,7 +101,7 @@ class TaskCondition:
             raise ValueError(f"task {self.task_id}: red without red_since")
         if self.light == Light.YELLOW and self.yellow_since is None:
             raise ValueError(f"task {self.task_id}: yellow without yellow_since")
-        for name in ("reasons_zh", "lead_units", "co_units", "leaders"):
+        for name in ("reasons_zh", "lead_units", "co_units", "leaders", "missing_parts"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
 
 
@@ -285,6 +299,8 @@ def _recipients(role: RecipientRole, task: TaskCondition, policy: EscalationPoli
         names = task.lead_units
     elif role is RecipientRole.SUPERVISING_OFFICE:
         names = (policy.supervising_office,)
+    elif role is RecipientRole.CO_UNIT_MISSING:
+        names = ()  # planned from the missing parts themselves (_plan_missing_parts)
     else:
         names = task.leaders
     return [name for name in dict.fromkeys(names) if name]
@@ -353,6 +369,8 @@ def _plan_task(
         level = policy.level(number)
         found: list[Recipient] = []
         for rule in level.recipients:
+            if rule.role is RecipientRole.CO_UNIT_MISSING:
+                continue
             names = _recipients(rule.role, task, policy)
             if not names:
                 gaps.append(RecipientGap(task.task_id, number, rule.role))
@@ -404,7 +422,78 @@ def _plan_task(
                     )
                     for channel in rule.channels
                 ]
+    planned += _plan_missing_parts(ctx, policy, now, window, recipients_by_level)
     return planned, gaps
+
+
+def _plan_missing_parts(
+    ctx: _TaskContext,
+    policy: EscalationPolicy,
+    now: datetime,
+    window: datetime,
+    hearing: dict[int, list[Recipient]],
+) -> list[PlannedNotification]:
+    """Notices to each co-unit whose part is missing, on each level naming `co_unit_missing`.
+
+    One notice per missing part: a unit is sent one when a part of its has gone missing since
+    the last it was sent about the task at this level (two parts missed a month apart, two
+    notices; two missed in one window, one), never twice in a window, and not repeated for a
+    part already chased; snoozes hold it back until they end. The level's `when`, repeats and
+    acknowledgements and the light's `inhibit` do not apply: the part is the co-unit's,
+    whatever the task's light. A unit that hears this level (or, with
+    `higher_level_supersedes`, a higher one) about the task in another role now is not sent a
+    second notice.
+    """
+    task = ctx.task
+    by_unit: dict[str, list[MissingPart]] = defaultdict(list)
+    for part in task.missing_parts:
+        if part.due_at <= now:
+            by_unit[part.unit].append(part)
+    planned: list[PlannedNotification] = []
+    for level in policy.levels:
+        rule = next((r for r in level.recipients if r.role is RecipientRole.CO_UNIT_MISSING), None)
+        if rule is None or not by_unit:
+            continue
+        if any(s.level == level.level and s.until > now for s in ctx.snoozes):
+            continue
+        respond_by = _respond_by(level, task, now, window)
+        for unit, parts in by_unit.items():
+            recipient = Recipient(RecipientRole.CO_UNIT_MISSING, unit)
+            sent = [
+                r.sent_at
+                for r in ctx.history
+                if r.level == level.level and r.recipient == recipient
+            ]
+            if any(window_start(at, policy) == window for at in sent):
+                continue
+            last = max(sent, default=None)
+            if all(last is not None and part.due_at <= last for part in parts):
+                continue  # every part missing has been chased already
+            heard = {n for n, recipients in hearing.items() for r in recipients if r.name == unit}
+            if level.level in heard or (
+                policy.higher_level_supersedes and any(n > level.level for n in heard)
+            ):
+                continue
+            # The how-manieth notice since the oldest part still missing went missing.
+            oldest = min(part.due_at for part in parts)
+            sequence = 1 + len({window_start(at, policy) for at in sent if at >= oldest})
+            nid = notification_id(task.task_id, level.level, recipient, window)
+            planned += [
+                PlannedNotification(
+                    notification_id=nid,
+                    recipient=recipient,
+                    level=level.level,
+                    channel=channel,
+                    task_ids=(task.task_id,),
+                    window_start=window,
+                    level_name=level.name,
+                    action=level.action,
+                    sequence=sequence,
+                    respond_by=respond_by,
+                )
+                for channel in rule.channels
+            ]
+    return planned
 
 
 def _arm_start(

@@ -30,6 +30,9 @@ class RecipientRole(StrEnum):
     LEAD_UNIT_LEADERSHIP = "lead_unit_leadership"  # the lead units' leadership (牵头单位领导)
     SUPERVISING_OFFICE = "supervising_office"  # 督查室
     SUPERVISING_LEADER = "supervising_leader"  # the task's 分管领导
+    # Each co-unit whose part report is missing (配合单位未报送), alone: one notice per
+    # missing part, whatever the level's `when` and the task's light (engine.py).
+    CO_UNIT_MISSING = "co_unit_missing"
 
 
 class ChannelKind(StrEnum):

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from services.notifier.escalation.engine import Digest, PlannedNotification, TaskCondition
+from services.notifier.escalation.policy import RecipientRole
 from shared.vocabulary import Light
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -112,8 +113,25 @@ def _situation(task: TaskCondition, window: datetime) -> str:
     return Light(task.light).label_zh
 
 
+def _part_situation(unit: str, task: TaskCondition, window: datetime) -> str:
+    mine = [p for p in task.missing_parts if p.unit == unit]
+    if not mine:
+        return "配合单位分项进展逾期未报"
+    due = format_date_zh(mine[0].due_at.astimezone(window.tzinfo))
+    count = f"共 {len(mine)} 期，" if len(mine) > 1 else ""
+    return f"配合单位分项进展逾期未报（{count}应于{due}前报送）"
+
+
 def _line(index: int, item: PlannedNotification, task: TaskCondition, window: datetime) -> TaskLine:
     zone = window.tzinfo
+    situation = _situation(task, window)
+    reasons = task.reasons_zh
+    if item.recipient.role is RecipientRole.CO_UNIT_MISSING:
+        # A co-unit chased for its part hears about its part, not the lead unit's reasons.
+        situation = _part_situation(item.recipient.name, task, window)
+        reasons = tuple(
+            r for r in reasons if r.startswith(f"配合单位未报送：{item.recipient.name}（")
+        )
     return TaskLine(
         index=index,
         task_id=task.task_id,
@@ -123,12 +141,12 @@ def _line(index: int, item: PlannedNotification, task: TaskCondition, window: da
         sequence=item.sequence,
         light=task.light,
         light_zh=Light(task.light).label_zh,
-        situation=_situation(task, window),
+        situation=situation,
         days_overdue=task.days_overdue,
         lead_units="、".join(task.lead_units),
         co_units="、".join(task.co_units),
         leaders="、".join(task.leaders),
-        reasons="；".join(task.reasons_zh),
+        reasons="；".join(reasons),
         due_date=format_date_zh(
             task.due_at.astimezone(zone) if task.due_at else None, with_year=True
         ),

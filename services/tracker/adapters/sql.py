@@ -9,6 +9,7 @@ processed event is marked with `ON CONFLICT DO NOTHING`.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 
 from pydantic import BaseModel
@@ -124,6 +125,22 @@ class SqlReports:
             .order_by(Report.submitted_at.desc())
             .limit(1)
         ).scalar_one_or_none()
+
+    def parts_among(self, task_id: int, event_ids: Sequence[uuid.UUID]) -> Sequence[Report]:
+        """The co-unit parts of this task among `event_ids`."""
+        if not event_ids:
+            return []
+        return (
+            self.session.execute(
+                select(Report).where(
+                    Report.task_id == task_id,
+                    Report.role == UnitRole.CO,
+                    Report.event_id.in_(list(event_ids)),
+                )
+            )
+            .scalars()
+            .all()
+        )
 
 
 class SqlTimeline:

@@ -35,6 +35,8 @@ __all__ = [
     "ReportPeriod",
     "due_report",
     "filed_on_time",
+    "missed_periods",
+    "next_missed_from",
     "report_periods",
 ]
 
@@ -289,11 +291,12 @@ def due_report(
     missed = today > last_accepted
     missed_count = 0
     if missed:
-        for period in report_periods(cadence, first_unreceived.start, end):
-            if period.last_accepted_date(rule) >= today:
-                break
-            if period not in received:
-                missed_count += 1
+        missed_count = sum(
+            1
+            for _ in missed_periods(
+                cadence, first_unreceived.start, now, received, end=end, rule=rule
+            )
+        )
     return ReportDue(
         period=first_unreceived,
         due_date=due_date,
@@ -303,6 +306,43 @@ def due_report(
         missed_count=missed_count,
         accepted_until=last_accepted,
     )
+
+
+def missed_periods(
+    cadence: Cadence,
+    start: date,
+    now: datetime,
+    received: Collection[ReportPeriod],
+    *,
+    end: date | None = None,
+    rule: DueRule = DueRule(),
+) -> Iterator[ReportPeriod]:
+    """Every period overlapping [start, end] whose report is missing at `now` (past its last
+    on-time day and not received), oldest first."""
+    today = shanghai_date(now)
+    for period in report_periods(cadence, start, end):
+        if period.last_accepted_date(rule) >= today:
+            return
+        if period not in received:
+            yield period
+
+
+def next_missed_from(
+    cadence: Cadence,
+    start: date,
+    now: datetime,
+    received: Collection[ReportPeriod],
+    *,
+    end: date | None = None,
+    rule: DueRule = DueRule(),
+) -> datetime | None:
+    """When the next report not yet missing becomes missing: the missed-from instant of the
+    first period, not received, still within its on-time days at `now`; None if none is."""
+    today = shanghai_date(now)
+    for period in report_periods(cadence, start, end):
+        if period not in received and period.last_accepted_date(rule) >= today:
+            return period.report_missed_from(rule)
+    return None
 
 
 def filed_on_time(period: ReportPeriod, filed_at: datetime, *, rule: DueRule = DueRule()) -> bool:

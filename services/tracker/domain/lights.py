@@ -12,6 +12,9 @@ Rules (defaults in `LightPolicy`), evaluated in Asia/Shanghai calendar days:
   schedule (序时进度) by more than `behind_schedule_points`; or the latest report names
   blockers (梗阻障碍).
 - Green: otherwise. Not-started and returned tasks are lit like tasks in progress.
+- Co-units (配合单位) owe a part on the task's cadence (`co_units_owe_parts`). A missing
+  part is always listed as its own reason (`配合单位未报送：市财政局（2022年10月）`); it
+  lights the task only as `co_units_light_lead` says (None: not at all).
 
 `days_overdue` counts Shanghai calendar days after the missed date (due 12-31, on 01-01 it
 is 1), the largest over all red reasons; 0 unless red.
@@ -39,6 +42,8 @@ from services.tracker.domain.cadence import (
     ReportDue,
     ReportPeriod,
     due_report,
+    missed_periods,
+    next_missed_from,
 )
 from services.tracker.domain.progress import (
     IndicatorProgress,
@@ -69,6 +74,7 @@ class ReasonCode(StrEnum):
     MILESTONE_DUE_SOON = "milestone_due_soon"
     BEHIND_SCHEDULE = "behind_schedule"
     BLOCKERS_REPORTED = "blockers_reported"
+    PART_MISSING = "part_missing"
     COMPLETION_REQUESTED = "completion_requested"
     CLOSED = "closed"
 
@@ -103,6 +109,32 @@ class TargetSnapshot:
     direction: TargetDirection = TargetDirection.AT_LEAST
 
 
+@dataclass(frozen=True)
+class CoUnitParts:
+    """A co-unit (配合单位) of the task and the periods whose part it has filed."""
+
+    unit: str
+    received: frozenset[ReportPeriod] = frozenset()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "received", frozenset(self.received))
+
+
+@dataclass(frozen=True, order=True)
+class MissingPart:
+    """A co-unit's part missing past its last on-time day (docs/domain.md §4)."""
+
+    unit: str
+    period: ReportPeriod
+    due_date: date
+    last_accepted: date
+
+    @property
+    def due_at(self) -> datetime:
+        """The end of its last on-time day (as `report_due_at` is for the lead's report)."""
+        return end_of_day(self.last_accepted)
+
+
 @dataclass(frozen=True, kw_only=True)
 class LightPolicy:
     """The light and reporting rules in force, built from the supervision policy file
@@ -124,10 +156,18 @@ class LightPolicy:
     missing_percent_counts_as_zero: bool
     weights: ProgressWeights
     about_band_percent: float
+    # Co-units owe a part on the task's cadence; a missing part lights the task only as
+    # `co_units_light_lead` says (None: listed as a reason, the light unchanged).
+    co_units_owe_parts: bool = False
+    co_units_light_lead: Light | None = None
     calendar: WorkCalendar | None = field(default=None, compare=False)
     version: str = ""
 
     def __post_init__(self) -> None:
+        if self.co_units_light_lead not in (None, Light.YELLOW, Light.RED):
+            raise ValueError(
+                f"co_units_light_lead must be None, yellow or red, got {self.co_units_light_lead}"
+            )
         if self.due_soon_days < 0:
             raise ValueError(f"due_soon_days must be >= 0, got {self.due_soon_days}")
         if not 0 <= self.behind_schedule_points < 100:
@@ -160,6 +200,7 @@ class TaskSnapshot:
     count). `cadence` is the one the deadline phrase states; `report_due_day` the due day it
     states (每月5日前), if any. `latest_percent` is the lead unit's reported percent, None
     before its first report.
+    `co_units` holds each co-unit with the periods whose part it has filed.
     `summary_due` is the year-end summary date of a year-long continuous task; it ends the
     reporting span of a task with no due date. `start_date` falls back to the Shanghai date
     of `created_at`.
@@ -180,6 +221,7 @@ class TaskSnapshot:
     received_periods: Collection[ReportPeriod] = field(default_factory=frozenset)
     milestones: Sequence[MilestoneSnapshot] = ()
     targets: Sequence[TargetSnapshot] = ()
+    co_units: Sequence[CoUnitParts] = ()
 
     def __post_init__(self) -> None:
         require_aware(self.created_at, "created_at")
@@ -193,6 +235,7 @@ class TaskSnapshot:
         object.__setattr__(self, "received_periods", frozenset(self.received_periods))
         object.__setattr__(self, "milestones", tuple(self.milestones))
         object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "co_units", tuple(self.co_units))
 
     @property
     def effective_due(self) -> date | None:
@@ -228,6 +271,8 @@ class Evaluation:
     report_due_at: datetime | None = None
     # The task's progress and the figures it was made of (what the schedule compared).
     progress: TaskProgress | None = field(default=None, compare=False)
+    # Every co-unit part missing now, by unit in document order, then oldest first.
+    missing_parts: tuple[MissingPart, ...] = ()
 
     @property
     def summary(self) -> str:
@@ -351,11 +396,18 @@ def reporting_cadence(snapshot: TaskSnapshot, policy: LightPolicy) -> Cadence | 
     return None
 
 
-def owed_report(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -> ReportDue | None:
+def owed_report(
+    snapshot: TaskSnapshot,
+    *,
+    now: datetime,
+    policy: LightPolicy,
+    received: Collection[ReportPeriod] | None = None,
+) -> ReportDue | None:
     """The report the task owes at `now` (docs/domain.md §4), whatever its status.
 
     The one rule for it: the light's report reason and the tracker's `report_due_at` both
-    come from here.
+    come from here. `received` (default: the lead unit's periods) asks it of a co-unit's
+    parts, which fall due on the same cadence and days.
     """
     cadence = reporting_cadence(snapshot, policy)
     if cadence is None:
@@ -364,10 +416,93 @@ def owed_report(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -
         cadence,
         snapshot.effective_start,
         now,
-        snapshot.received_periods,
+        snapshot.received_periods if received is None else received,
         end=snapshot.reporting_end,
         rule=policy.due_rule(snapshot.report_due_day),
     )
+
+
+def owes_parts(snapshot: TaskSnapshot, policy: LightPolicy) -> bool:
+    """Whether the task's co-units owe parts: the policy says so and the task has a cadence."""
+    return (
+        policy.co_units_owe_parts
+        and bool(snapshot.co_units)
+        and reporting_cadence(snapshot, policy) is not None
+    )
+
+
+def missing_parts(
+    snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy
+) -> tuple[MissingPart, ...]:
+    """Every co-unit part missing at `now`: periods past their last on-time day whose part the
+    co-unit has not filed, by unit in document order, then oldest first."""
+    cadence = reporting_cadence(snapshot, policy)
+    if cadence is None or not owes_parts(snapshot, policy):
+        return ()
+    rule = policy.due_rule(snapshot.report_due_day)
+    return tuple(
+        MissingPart(
+            unit=parts.unit,
+            period=period,
+            due_date=period.report_due_date(rule),
+            last_accepted=period.last_accepted_date(rule),
+        )
+        for parts in snapshot.co_units
+        for period in missed_periods(
+            cadence,
+            snapshot.effective_start,
+            now,
+            parts.received,
+            end=snapshot.reporting_end,
+            rule=rule,
+        )
+    )
+
+
+def _next_part_missed(
+    snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy
+) -> list[datetime]:
+    cadence = reporting_cadence(snapshot, policy)
+    if cadence is None or not owes_parts(snapshot, policy):
+        return []
+    rule = policy.due_rule(snapshot.report_due_day)
+    instants = (
+        next_missed_from(
+            cadence,
+            snapshot.effective_start,
+            now,
+            parts.received,
+            end=snapshot.reporting_end,
+            rule=rule,
+        )
+        for parts in snapshot.co_units
+    )
+    return [instant for instant in instants if instant is not None]
+
+
+_PERIODS_NAMED = 3
+
+
+def _by_unit(parts: Sequence[MissingPart]) -> dict[str, list[MissingPart]]:
+    by_unit: dict[str, list[MissingPart]] = {}
+    for part in parts:
+        by_unit.setdefault(part.unit, []).append(part)
+    return by_unit
+
+
+def _part_reason(unit: str, missing: Sequence[MissingPart]) -> LightReason:
+    labels = [p.period.label_zh for p in missing]
+    if len(labels) <= _PERIODS_NAMED:
+        named = "、".join(labels)
+    else:
+        named = f"{'、'.join(labels[:2])}等 {len(labels)} 期"
+    return LightReason(ReasonCode.PART_MISSING, f"配合单位未报送：{unit}（{named}）")
+
+
+def part_reasons(parts: Sequence[MissingPart]) -> tuple[LightReason, ...]:
+    """One reason per co-unit: `配合单位未报送：市财政局（2022年10月）`. Up to three periods are
+    named (`2022年9月、2022年10月`); more are counted (`2022年1月、2022年2月等 9 期`)."""
+    return tuple(_part_reason(unit, missing) for unit, missing in _by_unit(parts).items())
 
 
 def light_of(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -> Evaluation:
@@ -448,6 +583,23 @@ def light_of(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -> E
     elif owed is not None:
         changes.append(owed.missed_from)
 
+    # Co-unit parts: each missing one is listed; it lights the task only as the policy says.
+    parts = missing_parts(snapshot, now=now, policy=policy)
+    listed = part_reasons(parts)
+    changes += _next_part_missed(snapshot, now=now, policy=policy)
+    if policy.co_units_light_lead is Light.RED:
+        for unit, missing in _by_unit(parts).items():
+            oldest = missing[0]
+            red.append(
+                _RedFinding(
+                    _part_reason(unit, missing),
+                    oldest.last_accepted,
+                    (today - oldest.due_date).days,
+                )
+            )
+    elif policy.co_units_light_lead is Light.YELLOW:
+        yellow += listed
+
     if (
         snapshot.deadline_kind in policy.pro_rata_kinds
         and due is not None
@@ -472,22 +624,42 @@ def light_of(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -> E
     if policy.blockers_are_yellow and snapshot.latest_report_has_blockers:
         yellow.append(LightReason(ReasonCode.BLOCKERS_REPORTED, "报告反映梗阻障碍"))
 
+    def with_parts(reasons: Sequence[LightReason]) -> tuple[LightReason, ...]:
+        # A missing part is listed whatever the light (red suppresses only yellow's reasons).
+        return (*reasons, *(r for r in listed if r not in reasons))
+
     if red:
         # Red suppresses yellow reasons. Red is absorbing without new input (time only moves
-        # deadlines further into the past), so only the day counters change: tomorrow.
+        # deadlines further into the past), so only the day counters change: tomorrow (and a
+        # co-unit's part going missing is sooner than that or at it).
         first_missed = min(finding.deadline for finding in red)
         return Evaluation(
             Light.RED,
-            tuple(finding.reason for finding in red),
+            with_parts([finding.reason for finding in red]),
             max(finding.days for finding in red),
             tomorrow,
             red_since=start_of_next_day(first_missed),
             report_due_at=report_due_at,
             progress=progress,
+            missing_parts=parts,
         )
     next_at = min((c for c in changes if c > now), default=None)
     if yellow:
         return Evaluation(
-            Light.YELLOW, tuple(yellow), 0, next_at, report_due_at=report_due_at, progress=progress
+            Light.YELLOW,
+            with_parts(yellow),
+            0,
+            next_at,
+            report_due_at=report_due_at,
+            progress=progress,
+            missing_parts=parts,
         )
-    return Evaluation(Light.GREEN, (), 0, next_at, report_due_at=report_due_at, progress=progress)
+    return Evaluation(
+        Light.GREEN,
+        with_parts(()),
+        0,
+        next_at,
+        report_due_at=report_due_at,
+        progress=progress,
+        missing_parts=parts,
+    )

@@ -133,7 +133,7 @@ def submit_report(state: WorkflowState, *, actor: Role, at: datetime) -> Workflo
             "report_while_completion_requested", "任务已申请销号，待督查室核验，暂不能报送进展"
         )
     if actor is Role.CO_UNIT:
-        # A co-unit reports its part to the lead unit; only the consolidated report counts.
+        # A co-unit files its part (recorded as such); only the consolidated report moves it.
         return state
     return replace(state, status=TaskStatus.IN_PROGRESS, return_comment_zh=None)
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from services.tracker.domain.lights import LightPolicy
 from services.tracker.domain.progress import ProgressWeights
 from shared.reloader import FileReloader
-from shared.vocabulary import Cadence, DeadlineKind
+from shared.vocabulary import Cadence, DeadlineKind, Light
 from shared.workcal import WorkCalendar, standard_calendar
 from shared.yamlmarks import MarkedFileError, Problem, load_marked
 
@@ -78,6 +78,15 @@ class Reports(_Strict):
     move_to_working_day: bool = True
 
 
+class CoUnits(_Strict):
+    """What co-units (配合单位) owe (docs/domain.md §4 and §5)."""
+
+    # Each co-unit owes a part report on the task's cadence.
+    owe_parts: bool = True
+    # A missing part lights the lead's task yellow or red; false: listed, the light unchanged.
+    light_lead: Literal[False, "yellow", "red"] = False
+
+
 class SupervisionPolicy(_Strict):
     """The whole supervision policy."""
 
@@ -86,6 +95,7 @@ class SupervisionPolicy(_Strict):
     progress: Progress = Progress()
     targets: Targets = Targets()
     reports: Reports = Reports()
+    co_units: CoUnits = CoUnits()
 
     @property
     def fingerprint(self) -> str:
@@ -118,6 +128,10 @@ class SupervisionPolicy(_Strict):
                 reported=weights.reported, targets=weights.targets, milestones=weights.milestones
             ),
             about_band_percent=self.targets.about_band_percent,
+            co_units_owe_parts=self.co_units.owe_parts,
+            co_units_light_lead=Light(self.co_units.light_lead)
+            if self.co_units.light_lead
+            else None,
             calendar=(calendar or standard_calendar())
             if self.reports.move_to_working_day
             else None,

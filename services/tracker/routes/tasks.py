@@ -129,12 +129,17 @@ def timeline(
                 at=report.submitted_at,
                 kind="report",
                 actor=report.unit.name,
-                summary=f"{report.unit.name}报送进展 {report.percent}%",
+                summary=(
+                    f"{report.unit.name}报送分项进展 {report.percent}%"
+                    if report.role == UnitRole.CO
+                    else f"{report.unit.name}报送进展 {report.percent}%"
+                ),
                 details={
                     "event_id": str(report.event_id),
                     "period": report.period,
                     "role": report.role,
                     "returned": report.returned_at is not None,
+                    "cites": [str(c) for c in report.cites or ()],
                 },
             )
         )

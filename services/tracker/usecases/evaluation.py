@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from services.tracker import metrics
 from services.tracker.assessment import assess
@@ -10,7 +11,7 @@ from services.tracker.domain.lights import LightPolicy
 from services.tracker.orm import Task, TaskAction
 from services.tracker.usecases.ports import UnitOfWork
 from shared import topics
-from shared.events import TaskConditionChanged, new_event_id
+from shared.events import MissingPart, TaskConditionChanged, new_event_id
 
 
 def reevaluate(
@@ -46,7 +47,7 @@ def reevaluate(
             )
         )
     # Day counters are left out: the notifier derives them from red_since and due.
-    condition = {
+    condition: dict[str, Any] = {
         "light": task.light,
         "status": task.status,
         "due": _iso(task.effective_due),
@@ -54,6 +55,13 @@ def reevaluate(
         # A report after a 签收 must reach the notifier, or the ack would re-arm regardless.
         "last_report_at": _iso(task.last_report_at),
     }
+    missing_parts = [
+        MissingPart(unit=p.unit, period=p.period, due_at=p.due_at) for p in assessment.missing_parts
+    ]
+    if missing_parts:
+        # Only when there are some, so a task with none reads as it was announced before
+        # co-units owed parts (no re-announcement of every task).
+        condition["missing_parts"] = [p.model_dump(mode="json") for p in missing_parts]
     if condition == task.announced:
         return False
     task.announced = condition
@@ -80,6 +88,7 @@ def reevaluate(
             lead_units=task.lead_units,
             co_units=task.co_units,
             leaders=list(task.leaders),
+            missing_parts=missing_parts,
         ),
     )
     if previous != task.light:

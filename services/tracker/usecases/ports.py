@@ -7,6 +7,7 @@ built in memory, the SQL one hands out rows of the caller's session.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -50,6 +51,10 @@ class Reports(Protocol):
 
     def latest_lead(self, task_id: int) -> Report | None:
         """The lead unit's latest report on the task that has not been returned."""
+        ...
+
+    def parts_among(self, task_id: int, event_ids: Sequence[uuid.UUID]) -> Sequence[Report]:
+        """Those of `event_ids` that are co-unit parts (role co) stored for this task."""
         ...
 
 

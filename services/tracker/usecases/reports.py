@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Sequence
 
 import structlog
 
@@ -10,7 +12,7 @@ from services.tracker import metrics
 from services.tracker.assessment import period_for_report
 from services.tracker.domain import workflow as rules
 from services.tracker.domain.workflow import Role, RuleViolation, WorkflowState
-from services.tracker.orm import Report
+from services.tracker.orm import Report, Task
 from services.tracker.usecases.evaluation import reevaluate
 from services.tracker.usecases.ports import UnitOfWork
 from shared.events import ProgressReportSubmitted
@@ -44,12 +46,16 @@ def apply_report(
     unit = uow.units.by_name(event.unit)
     if unit is None:
         raise UnknownUnit(f"未知单位 (unknown unit): {event.unit}")
-    role = next((a.role for a in task.assignments if a.unit_id == unit.id), "none")
+    assignment = next((a for a in task.assignments if a.unit_id == unit.id), None)
+    role = assignment.role if assignment is not None else "none"
     if role == "none":
         # Intake authorised it against the directory it had; keep the record, flag the drift.
         log.warning("report.unit_no_longer_assigned", task=task.code, unit=unit.name)
     report = event.report
-    period = period_for_report(task, period=report.period, submitted_at=event.occurred_at)
+    part_of = assignment if role == UnitRole.CO else None
+    period = period_for_report(
+        task, period=report.period, submitted_at=event.occurred_at, co_unit=part_of
+    )
     uow.reports.add(
         Report(
             event_id=event.event_id,
@@ -61,6 +67,7 @@ def apply_report(
             summary=report.summary,
             blockers=report.blockers,
             next_steps=report.next_steps,
+            cites=_citations(uow, task, role=role, cites=report.cites),
             payload=report.model_dump(mode="json"),
             submitted_at=event.occurred_at,
         )
@@ -92,7 +99,35 @@ def apply_report(
                 target.actual = actuals[target.indicator]
         if period is not None and period not in task.reported_periods:
             task.reported_periods = [*task.reported_periods, period]
+    if part_of is not None and after is not None and period is not None:
+        # A co-unit's report is its part for the period (docs/domain.md §4).
+        parts = part_of.reported_periods or []
+        if period not in parts:
+            part_of.reported_periods = [*parts, period]
     task.last_report_at = max(filter(None, (task.last_report_at, event.occurred_at)))
     metrics.REPORTS_APPLIED.labels(role).inc()
     reevaluate(uow, task, now=now)
     return Outcome.APPLIED
+
+
+def _citations(
+    uow: UnitOfWork, task: Task, *, role: str, cites: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    """The cited co-unit parts that are parts of this task, in the order cited.
+
+    Only the lead unit's consolidated report cites parts. Intake cannot see stored reports, so
+    a citation of anything else (another task's report, a lead report, an unknown id) is
+    checked here: left out of the record and logged, while the payload keeps what was sent.
+    """
+    if not cites:
+        return []
+    found = (
+        {r.event_id for r in uow.reports.parts_among(task.id, cites)}
+        if role == UnitRole.LEAD
+        else set()
+    )
+    kept = [event_id for event_id in dict.fromkeys(cites) if event_id in found]
+    refused = [str(event_id) for event_id in cites if event_id not in found]
+    if refused:
+        log.warning("report.citations_refused", task=task.code, role=role, cites=refused)
+    return kept

@@ -54,7 +54,10 @@ def test_default_policy_matches_design() -> None:
     }
     assert [(t.light, t.for_days) for t in notice.when] == [("red", 0)]
     assert [(t.light, t.for_days) for t in bulletin.when] == [("red", 7)]
-    assert [r.role for r in reminder.recipients] == [RecipientRole.RESPONSIBLE_UNITS]
+    assert [r.role for r in reminder.recipients] == [
+        RecipientRole.RESPONSIBLE_UNITS,
+        RecipientRole.CO_UNIT_MISSING,
+    ]
     assert [r.role for r in notice.recipients] == [
         RecipientRole.LEAD_UNIT_LEADERSHIP,
         RecipientRole.SUPERVISING_OFFICE,

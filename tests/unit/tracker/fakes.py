@@ -101,7 +101,9 @@ def make_task(
     for position, (name, role) in enumerate(roles):
         member = unit(name)
         task.assignments.append(
-            TaskUnit(unit_id=member.id, unit=member, role=role, position=position)
+            TaskUnit(
+                unit_id=member.id, unit=member, role=role, position=position, reported_periods=[]
+            )
         )
     for position, text in enumerate(milestones):
         task.milestones.append(Milestone(position=position, text=text, due_date=due))
@@ -187,6 +189,14 @@ class FakeReports:
             if r.task_id == task_id and r.role == "lead" and r.returned_at is None
         ]
         return max(mine, key=lambda r: r.submitted_at, default=None)
+
+    def parts_among(self, task_id: int, event_ids: Sequence[uuid.UUID]) -> Sequence[Report]:
+        wanted = set(event_ids)
+        return [
+            r
+            for r in self.stored
+            if r.task_id == task_id and r.role == "co" and r.event_id in wanted
+        ]
 
 
 class FakeTimeline:
