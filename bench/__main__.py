@@ -36,6 +36,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
 
 from devtools.servers import Broker, start_broker, start_postgres
 from services.intake.api import create_app as create_intake
@@ -50,6 +51,7 @@ from services.tracker.outbox import drain
 from services.tracker.settings import TrackerSettings
 from services.tracker.workers import scan_once
 from shared import topics
+from shared.apikeys import IssuedKey
 from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
 from shared.events import ProgressReport, ProgressReportSubmitted, encode
@@ -134,20 +136,18 @@ def bench_scan(server: Any) -> dict[str, float]:
     return results
 
 
+def _unit_key(session: Session, unit: str) -> IssuedKey:
+    """A unit's key without expiry, issued the tracker's way."""
+    return create_key(session, role="unit", unit_name=unit, label="bench", expires_at=None, now=NOW)
+
+
 def bench_intake_and_apply(server: Any, bootstrap: str, count: int = 400) -> dict[str, float]:
     factory = database(server, "bench_flow")
     clock = FixedClock(NOW)
     with UnitOfWork(factory) as uow:
         import_document(uow.session, catalog(20, code="F"), now=NOW)
         uow.session.flush()
-        key = create_key(
-            uow.session,
-            role="unit",
-            unit_name="基准单位00",
-            label="bench",
-            expires_at=None,
-            now=NOW,
-        ).plaintext
+        key = _unit_key(uow.session, "基准单位00").plaintext
         uow.commit()
     settings = TrackerSettings(
         database_url=str(factory.kw["bind"].url), kafka_bootstrap_servers=bootstrap
@@ -271,14 +271,7 @@ def bench_directory(server: Any, rotations: int = 10_000) -> dict[str, float]:
                 import_document(uow.session, catalog(20, code=f"D{name[0].upper()}"), now=NOW)
                 uow.session.flush()
                 live = {
-                    unit: create_key(
-                        uow.session,
-                        role="unit",
-                        unit_name=unit,
-                        label="bench",
-                        expires_at=None,
-                        now=NOW,
-                    ).key_id
+                    unit: _unit_key(uow.session, unit).key_id
                     for unit in (f"基准单位{n:02d}" for n in range(20))
                 }
                 uow.commit()
@@ -296,14 +289,7 @@ def bench_directory(server: Any, rotations: int = 10_000) -> dict[str, float]:
                         for n in range(done, min(done + 500, rounds)):
                             unit = f"基准单位{n % 20:02d}"
                             old = live[unit]
-                            live[unit] = create_key(
-                                uow.session,
-                                role="unit",
-                                unit_name=unit,
-                                label="bench",
-                                expires_at=None,
-                                now=NOW,
-                            ).key_id
+                            live[unit] = _unit_key(uow.session, unit).key_id
                             revoke_key(uow.session, key_id=old, now=NOW)
                         uow.commit()
                     done = min(done + 500, rounds)

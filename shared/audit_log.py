@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, String
+from sqlalchemy import BigInteger, Index, Integer, String
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, sessionmaker
 
-from shared.db import UnitOfWork
+from shared.db import Timestamp, UnitOfWork
 from shared.edge.audit import Record, Write
 
 
@@ -24,7 +24,7 @@ class AuditLogColumns:
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[dt.datetime] = mapped_column(Timestamp)
     # The key presented; for a refused unknown key, the id it claimed (it may not exist).
     key_id: Mapped[str | None] = mapped_column(String(40))
     role: Mapped[str | None] = mapped_column(String(20))

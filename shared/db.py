@@ -7,7 +7,7 @@ import weakref
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import DateTime, Engine, MetaData, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import PoolProxiedConnection, QueuePool
 
@@ -112,6 +112,14 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+# The type of every timestamp column: timestamptz, so values come back tz-aware.
+Timestamp = DateTime(timezone=True)
+
+
+def schema_metadata(schema: str) -> MetaData:
+    """The metadata of one service's tables: its own schema, the shared naming convention."""
+    return MetaData(schema=schema, naming_convention=NAMING_CONVENTION)
 
 
 class UnitOfWork:

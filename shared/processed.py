@@ -11,10 +11,11 @@ import datetime as dt
 import uuid
 from typing import Protocol
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, func
+from sqlalchemy import BigInteger, Integer, String, func
 from sqlalchemy.dialects.postgresql import UUID, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from shared.db import Timestamp
 from shared.kafka import MessagePosition
 
 
@@ -27,9 +28,7 @@ class ProcessedEventColumns:
     topic: Mapped[str] = mapped_column(String(200))
     partition: Mapped[int] = mapped_column(Integer)
     offset: Mapped[int] = mapped_column(BigInteger)
-    processed_at: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now()
-    )
+    processed_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
 
 
 class ProcessedEvents(Protocol):

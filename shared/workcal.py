@@ -25,10 +25,10 @@ from zoneinfo import ZoneInfo
 
 import chinese_calendar
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.metrics import CALENDAR_YEAR_KNOWN
-from shared.yamlmarks import MarkedFileError, Problem, load_marked
+from shared.yamlmarks import MarkedFileError, Problem, load_model, read_marked
 
 log = structlog.get_logger(__name__)
 
@@ -163,14 +163,14 @@ class WorkCalendar:
 
 def parse_overrides(text: str, source: str = "<calendar>") -> WorkCalendar:
     """A calendar from override YAML text; raise CalendarError naming the line of a problem."""
-    document = load_marked(text, source, "working calendar overrides")
-    data = document.data if document.data is not None else {}
-    if not isinstance(data, dict):
-        raise CalendarError([document.problem((), "the file must be a YAML mapping")])
-    try:
-        overrides = _Overrides.model_validate(data)
-    except ValidationError as exc:
-        raise CalendarError(document.problems_from(exc)) from exc
+    document, overrides = load_model(
+        text,
+        source,
+        _Overrides,
+        CalendarError,
+        not_mapping="the file must be a YAML mapping",
+        empty_is_mapping=True,
+    )
     holidays: list[dt.date] = []
     workdays: list[dt.date] = []
     problems: list[Problem] = []
@@ -199,12 +199,7 @@ def load_calendar(path: str | Path | None) -> WorkCalendar:
     """The working calendar: the package's years, plus the override file if one is given."""
     if path is None:
         return WorkCalendar()
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CalendarError([Problem(str(file), 1, 1, "", f"cannot read: {exc}")]) from exc
-    return parse_overrides(text, str(file))
+    return parse_overrides(*read_marked(path, CalendarError))
 
 
 @lru_cache(maxsize=1)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -166,8 +168,16 @@ class MarkedDocument:
         return problems
 
 
+ErrorFactory = Callable[[list[Problem]], MarkedFileError]
+"""How a loader names its problems: its own MarkedFileError subclass, built from the problems."""
+
+
 def load_marked(text: str, source: str, kind: str) -> MarkedDocument:
     """Parse YAML text, keeping positions; raise MarkedFileError on syntax errors or duplicates."""
+    return _parse(text, source, lambda problems: MarkedFileError(kind, problems))
+
+
+def _parse(text: str, source: str, error: ErrorFactory) -> MarkedDocument:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -183,11 +193,45 @@ def load_marked(text: str, source: str, kind: str) -> MarkedDocument:
             # The problem is often noticed far from its cause (an unclosed bracket at EOF).
             began = _position(exc.context_mark)
             reason += f" (the construct began at line {began.line}, column {began.column})"
-        raise MarkedFileError(kind, [Problem(source, pos.line, pos.column, "", reason)]) from exc
+        raise error([Problem(source, pos.line, pos.column, "", reason)]) from exc
     except yaml.YAMLError as exc:
-        raise MarkedFileError(kind, [Problem(source, 1, 1, "", str(exc))]) from exc
+        raise error([Problem(source, 1, 1, "", str(exc))]) from exc
     finally:
         loader.dispose()  # type: ignore[no-untyped-call]
     if builder.problems:
-        raise MarkedFileError(kind, builder.problems)
+        raise error(builder.problems)
     return MarkedDocument(source, data, builder.marks)
+
+
+def read_marked(path: str | Path, error: ErrorFactory) -> tuple[str, str]:
+    """A configuration file's text and the name its problems carry; unreadable raises `error`."""
+    file = Path(path)
+    try:
+        return file.read_text(encoding="utf-8"), str(file)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error([Problem(str(file), 1, 1, "", f"cannot read: {exc}")]) from exc
+
+
+def load_model(
+    text: str,
+    source: str,
+    model: type[M],
+    error: ErrorFactory,
+    *,
+    not_mapping: str | None,
+    empty_is_mapping: bool = False,
+) -> tuple[MarkedDocument, M]:
+    """Parse marked YAML text and validate it into `model`; every problem raises `error`.
+
+    `not_mapping` is the message when the document is not a mapping (None: leave that to the
+    model); with `empty_is_mapping` an empty document counts as an empty mapping. The document
+    comes back too, so that the caller's own checks can name a line.
+    """
+    document = _parse(text, source, error)
+    data = {} if document.data is None and empty_is_mapping else document.data
+    if not_mapping is not None and not isinstance(data, dict):
+        raise error([document.problem((), not_mapping)])
+    try:
+        return document, model.model_validate(data)
+    except ValidationError as exc:
+        raise error(document.problems_from(exc)) from exc

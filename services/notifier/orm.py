@@ -13,11 +13,9 @@ from typing import Any
 
 from sqlalchemy import (
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
@@ -29,17 +27,16 @@ from sqlalchemy.sql import text as sql_text
 
 from services.notifier.usecases.ports import PENDING
 from shared.audit_log import AuditLogColumns
-from shared.db import NAMING_CONVENTION
+from shared.db import Timestamp, schema_metadata
 from shared.processed import ProcessedEventColumns
 
 SCHEMA = "notifier"
-Timestamp = DateTime(timezone=True)
 
 
 class Base(DeclarativeBase):
     """Declarative base bound to the notifier schema."""
 
-    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
+    metadata = schema_metadata(SCHEMA)
 
 
 class TaskConditionRow(Base):

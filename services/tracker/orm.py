@@ -11,11 +11,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     Numeric,
     String,
     Text,
@@ -28,19 +26,17 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from shared.audit_log import AuditLogColumns
-from shared.db import NAMING_CONVENTION
+from shared.db import Timestamp, schema_metadata
 from shared.processed import ProcessedEventColumns
 from shared.vocabulary import TargetDirection, UnitRole
 
 SCHEMA = "tracker"
 
-Timestamp = DateTime(timezone=True)
-
 
 class Base(DeclarativeBase):
     """Declarative base bound to the tracker schema."""
 
-    metadata = MetaData(schema=SCHEMA, naming_convention=NAMING_CONVENTION)
+    metadata = schema_metadata(SCHEMA)
 
 
 class Unit(Base):

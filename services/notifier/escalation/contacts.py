@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from services.notifier.escalation.engine import Recipient
 from services.notifier.escalation.policy import ChannelKind, RecipientRole
 from shared.reloader import FileReloader
-from shared.yamlmarks import MarkedFileError, Problem, load_marked
+from shared.yamlmarks import MarkedFileError, Problem, load_model, read_marked
 
 
 class ContactsError(MarkedFileError):
@@ -133,14 +133,7 @@ class ContactBook:
     @classmethod
     def from_yaml_text(cls, text: str, source: str = "<contacts>") -> Self:
         """Parse a contacts YAML document; raise ContactsError naming the line."""
-        try:
-            document = load_marked(text, source, "contacts file")
-        except MarkedFileError as exc:
-            raise ContactsError(list(exc.problems)) from exc
-        try:
-            parsed = _ContactsFile.model_validate(document.data)
-        except ValidationError as exc:
-            raise ContactsError(document.problems_from(exc)) from exc
+        document, parsed = load_model(text, source, _ContactsFile, ContactsError, not_mapping=None)
         entries: dict[tuple[RecipientRole | None, str], Contact] = {}
         problems: list[Problem] = []
         for index, entry in enumerate(parsed.contacts):
@@ -156,12 +149,7 @@ class ContactBook:
     @classmethod
     def load(cls, path: str | Path) -> Self:
         """Load a contacts YAML file; raise ContactsError naming file and line."""
-        file = Path(path)
-        try:
-            text = file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ContactsError([Problem(str(file), 1, 1, "", f"cannot read: {exc}")]) from exc
-        return cls.from_yaml_text(text, str(file))
+        return cls.from_yaml_text(*read_marked(path, ContactsError))
 
     def contact(self, recipient: Recipient) -> Contact | None:
         """The most specific entry for a recipient, if any."""

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from shared.reloader import FileReloader
-from shared.yamlmarks import Loc, MarkedFileError, Problem, load_marked
+from shared.yamlmarks import Loc, MarkedFileError, Problem, load_model, read_marked
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
 # The same ladder with every recipient on the local inbox: used outside production when no
@@ -217,26 +217,15 @@ class EscalationPolicy(_Strict):
 
 def parse_policy(text: str, source: str = "<policy>") -> EscalationPolicy:
     """Validate policy YAML text; raise PolicyError naming the line of each problem."""
-    try:
-        document = load_marked(text, source, "escalation policy")
-    except MarkedFileError as exc:
-        raise PolicyError(list(exc.problems)) from exc
-    if not isinstance(document.data, dict):
-        raise PolicyError([document.problem((), "the policy must be a YAML mapping")])
-    try:
-        return EscalationPolicy.model_validate(document.data)
-    except ValidationError as exc:
-        raise PolicyError(document.problems_from(exc)) from exc
+    _, policy = load_model(
+        text, source, EscalationPolicy, PolicyError, not_mapping="the policy must be a YAML mapping"
+    )
+    return policy
 
 
 def load_policy(path: str | Path) -> EscalationPolicy:
     """Load and validate a policy file; raise PolicyError naming file, line and column."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyError([Problem(str(file), 1, 1, "", f"cannot read: {exc}")]) from exc
-    return parse_policy(text, str(file))
+    return parse_policy(*read_marked(path, PolicyError))
 
 
 class PolicyReloader(FileReloader[EscalationPolicy]):

@@ -14,14 +14,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.tracker.domain.lights import LightPolicy
 from services.tracker.domain.progress import ProgressWeights
 from shared.reloader import FileReloader
 from shared.vocabulary import Cadence, DeadlineKind, Light
 from shared.workcal import WorkCalendar, standard_calendar
-from shared.yamlmarks import MarkedFileError, Problem, load_marked
+from shared.yamlmarks import MarkedFileError, Problem, load_model, read_marked
 
 DEFAULT_SUPERVISION_POLICY_PATH = Path(__file__).with_name("default_supervision.yaml")
 
@@ -141,16 +141,13 @@ class SupervisionPolicy(_Strict):
 
 def parse_supervision_policy(text: str, source: str = "<policy>") -> SupervisionPolicy:
     """Validate policy YAML text; raise SupervisionPolicyError naming the line of each problem."""
-    try:
-        document = load_marked(text, source, "supervision policy")
-    except MarkedFileError as exc:
-        raise SupervisionPolicyError(list(exc.problems)) from exc
-    if not isinstance(document.data, dict):
-        raise SupervisionPolicyError([document.problem((), "the policy must be a YAML mapping")])
-    try:
-        policy = SupervisionPolicy.model_validate(document.data)
-    except ValidationError as exc:
-        raise SupervisionPolicyError(document.problems_from(exc)) from exc
+    document, policy = load_model(
+        text,
+        source,
+        SupervisionPolicy,
+        SupervisionPolicyError,
+        not_mapping="the policy must be a YAML mapping",
+    )
     weights = policy.progress.weights
     if weights.reported + weights.targets + weights.milestones == 0:
         raise SupervisionPolicyError(
@@ -161,12 +158,7 @@ def parse_supervision_policy(text: str, source: str = "<policy>") -> Supervision
 
 def load_supervision_policy(path: str | Path) -> SupervisionPolicy:
     """Load and validate a policy file; raise SupervisionPolicyError naming file and line."""
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SupervisionPolicyError([Problem(str(file), 1, 1, "", f"cannot read: {exc}")]) from exc
-    return parse_supervision_policy(text, str(file))
+    return parse_supervision_policy(*read_marked(path, SupervisionPolicyError))
 
 
 @lru_cache(maxsize=1)
