@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -75,6 +76,8 @@ class DemoClient:
         *,
         blockers: str | None = None,
         milestones: list[str] | None = None,
+        period: str | None = None,
+        key: str | None = None,
     ) -> None:
         """Submit a report and retry the same Idempotency-Key until accepted."""
         body = {
@@ -84,7 +87,9 @@ class DemoClient:
             "blockers": blockers,
             "milestones": [{"milestone": m[:200], "done": True} for m in milestones or []],
         }
-        key = f"demo-{code}-{percent}"
+        if period is not None:
+            body["period"] = period
+        key = key or f"demo-{code}-{percent}"
         self._call(
             self.intake,
             "POST",
@@ -113,6 +118,36 @@ def _wait_applied(client: DemoClient, codes: set[str], timeout: float = 60) -> N
         time.sleep(0.5)
 
 
+# The report periods a request may name; parts of other cadences are matched by the tracker
+# to the co-unit's oldest part owed.
+_NAMED_PERIOD = re.compile(r"^\d{4}-(\d{2}|Q[1-4])$")
+
+
+def _file_parts(client: DemoClient, task: dict[str, Any]) -> int:
+    """Most co-units file the parts they owe; about one in seven leaves its latest one out,
+    so the office sees a true 配合单位未报送 now and then."""
+    filed = 0
+    for entry in task.get("co_unit_parts", []):
+        unit, missing = entry["unit"], [m["period"] for m in entry["missing"]]
+        if unit not in client.units or not missing:
+            continue
+        if _roll(f"{task['code']}/{unit}") < 0.15:
+            missing = missing[:-1]
+        for period in missing:
+            named = period if _NAMED_PERIOD.match(period) else None
+            client.report(
+                unit,
+                task["code"],
+                0,
+                "本单位承担部分按计划推进。",
+                period=named,
+                # Idempotency keys are ASCII: the unit by a short hash of its name.
+                key=f"demo-part-{task['code']}-{hashlib.sha256(unit.encode()).hexdigest()[:8]}-{period}",
+            )
+            filed += 1
+    return filed
+
+
 def seed(client: DemoClient, *, now: dt.datetime) -> Counter[str]:
     """Report on most tasks, finish and close some, leave a few late or silent."""
     today = now.astimezone(SHANGHAI).date()
@@ -123,6 +158,7 @@ def seed(client: DemoClient, *, now: dt.datetime) -> Counter[str]:
         if lead not in client.units:
             continue
         task = client.task(code)
+        plan["co_unit_parts"] += _file_parts(client, task)
         passed = [
             m["text"] for m in task["milestones"] if m["due"] and m["due"] < today.isoformat()
         ]
