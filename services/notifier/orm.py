@@ -185,6 +185,10 @@ class SnoozeRow(Base):
     by_name: Mapped[str] = mapped_column(String(200))
     key_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    # Cancelled by the office before it ended: it silences nothing from then on.
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))
+    cancelled_key_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_snoozes_task_code", "task_code", "until"),)
 

@@ -124,6 +124,9 @@ class SnoozeRecord:
     by_name: str
     key_id: str
     created_at: dt.datetime
+    cancelled_at: dt.datetime | None = None
+    cancelled_by: str | None = None
+    cancelled_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -277,8 +280,16 @@ class Snoozes(Protocol):
         """Store a new snooze."""
         ...
 
+    def get(self, snooze_id: uuid.UUID, *, for_update: bool = False) -> SnoozeRecord | None:
+        """One snooze; `for_update` locks it until the unit of work ends."""
+        ...
+
+    def save(self, record: SnoozeRecord) -> None:
+        """Write back a changed record read in this unit of work."""
+        ...
+
     def in_force(self, codes: Sequence[str], now: dt.datetime) -> list[SnoozeRecord]:
-        """Snoozes of these tasks that last beyond `now`."""
+        """Snoozes of these tasks that last beyond `now` and were not cancelled."""
         ...
 
     def of_task(self, task_code: str) -> list[SnoozeRecord]:

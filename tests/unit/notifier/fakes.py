@@ -253,8 +253,22 @@ class FakeSnoozes:
     def add(self, record: SnoozeRecord) -> None:
         self._t.snoozes.append(_copy(record))
 
+    def get(self, snooze_id: uuid.UUID, *, for_update: bool = False) -> SnoozeRecord | None:
+        return next((_copy(s) for s in self._t.snoozes if s.id == snooze_id), None)
+
+    def save(self, record: SnoozeRecord) -> None:
+        for index, stored in enumerate(self._t.snoozes):
+            if stored.id == record.id:
+                self._t.snoozes[index] = _copy(record)
+                return
+        raise LookupError(f"snooze {record.id} is not stored")
+
     def in_force(self, codes: Sequence[str], now: dt.datetime) -> list[SnoozeRecord]:
-        return [_copy(s) for s in self._t.snoozes if s.task_code in codes and s.until > now]
+        return [
+            _copy(s)
+            for s in self._t.snoozes
+            if s.task_code in codes and s.until > now and s.cancelled_at is None
+        ]
 
     def of_task(self, task_code: str) -> list[SnoozeRecord]:
         found = [s for s in self._t.snoozes if s.task_code == task_code]
