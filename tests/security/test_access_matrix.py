@@ -66,9 +66,11 @@ READS = (
     Route("timeline", "GET", "/v1/tasks/{code}/timeline"),
     Route("list", "GET", "/v1/tasks", on_task=False),
     Route("overdue", "GET", "/v1/tasks/overdue", on_task=False),
+    Route("decisions", "GET", "/v1/decisions/pending", on_task=False),
 )
 OFFICE = (
     Route("returns", "POST", "/v1/tasks/{code}/returns", {"event_id": "", "comment": "请补充。"}),
+    Route("accept", "POST", "/v1/tasks/{code}/reports/{event_id}/accept", {"comment": ""}),
     Route("grant", "POST", "/v1/tasks/{code}/extension-requests/grant", {"comment": ""}),
     Route("refuse", "POST", "/v1/tasks/{code}/extension-requests/refuse", {"comment": ""}),
     Route("close", "POST", "/v1/tasks/{code}/close", {"comment": "核验。"}),
@@ -109,6 +111,7 @@ ROUTES = (*READS, *OFFICE, *LEAD_UNIT, *ADMIN)
 
 OFFICE_RULES = {
     "returns": "only_supervisor_returns_reports",
+    "accept": "only_supervisor_accepts_reports",
     "grant": "only_supervisor_decides_extensions",
     "refuse": "only_supervisor_decides_extensions",
     "close": "only_supervisor_closes",
@@ -116,6 +119,7 @@ OFFICE_RULES = {
 }
 OFFICE_STATE_RULES = {
     "returns": "only_latest_report_can_be_returned",
+    "accept": "no_report_to_accept",
     "grant": "no_pending_extension",
     "refuse": "no_pending_extension",
     "close": "close_without_completion_request",
@@ -157,6 +161,9 @@ def expected(route: Route, caller: str, obj: str) -> Expected:
         return Expected(200) if ok else Expected(403, "role_not_allowed")
     if caller == "operator":
         return Expected(403, "role_not_allowed")
+    if route.name == "decisions":  # the office's queue: the office, and leaders for theirs
+        ok = caller in ("supervisor", "admin", "leader")
+        return Expected(200) if ok else Expected(403, "role_not_allowed")
     if not route.on_task:
         return Expected(200)
     if caller in RELATED and obj == "other":
@@ -191,7 +198,9 @@ def cells() -> list[Any]:
 def call(secured: SecureStack, route: Route, caller: str, obj: str) -> Response:
     """Send the route's request as `caller` about its own or another's task."""
     code = (route.own_task if obj == "own" else OTHER) if route.on_task else ""
-    path = route.path.format(code=code, admin_key_id=secured.key_ids["admin"])
+    path = route.path.format(
+        code=code, admin_key_id=secured.key_ids["admin"], event_id=uuid.uuid4()
+    )
     headers = secured.auth(caller)
     response: Response
     if route.name == "catalog":
@@ -226,6 +235,8 @@ def test_tracker_route(secured: SecureStack, route: Route, caller: str, obj: str
         assert body["detail"]["code"] == want.rule, body
     if response.status_code == 200 and route.name in ("list", "overdue"):
         assert {item["code"] for item in body["items"]} <= VISIBLE[caller]
+    if response.status_code == 200 and route.name == "decisions":
+        assert {item["task_code"] for item in body["items"]} <= VISIBLE[caller]
     if response.status_code == 200 and route.name == "list":
         assert {item["code"] for item in body["items"]} == VISIBLE[caller]
     assert snapshot(secured.session_factory) == before, "a refused request changed the record"
@@ -292,7 +303,7 @@ def test_unknown_and_invisible_tasks_look_the_same(secured: SecureStack, route: 
         body = dict(route.body) if route.body else None
         if body and "event_id" in body:
             body["event_id"] = str(uuid.uuid4())
-        path = route.path.format(code=code)
+        path = route.path.format(code=code, event_id=uuid.uuid4())
         headers = secured.auth("unit_lead")
         response = (
             secured.tracker.get(path, headers=headers)

@@ -135,6 +135,7 @@ def timeline(
                     "period": report.period,
                     "role": report.role,
                     "returned": report.returned_at is not None,
+                    "accepted": report.accepted_at is not None,
                 },
             )
         )
@@ -169,6 +170,7 @@ def timeline(
 
 ACTION_LABELS = {
     "report_returned": "督查室退回报告",
+    "report_accepted": "督查室接受报告",
     "extension_requested": "牵头单位申请延期",
     "extension_granted": "督查室同意延期",
     "extension_refused": "督查室不同意延期",
