@@ -60,3 +60,9 @@ HTTP_SHED = Counter(
     " requests in flight; db_pool: no database connection within the pool timeout).",
     ["service", "reason"],
 )
+CALENDAR_YEAR_KNOWN = Gauge(
+    "duban_calendar_year_known",
+    "1 when the working calendar knows the year's holidays and makeup days; 0 when it does "
+    "not (Monday to Friday are then taken as working days).",
+    ["year"],
+)

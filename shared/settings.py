@@ -83,6 +83,10 @@ class CommonSettings(BaseSettings):
     # once instead of waiting for a batch to fill.
     consumer_fetch_max_wait_ms: int = Field(default=50, ge=0, le=10_000)
 
+    # Holidays and makeup working days (调休) for years `chinesecalendar` does not know yet,
+    # or corrections to it (DUBAN_CALENDAR_OVERRIDES, shared/workcal.py). Unset: the package.
+    calendar_overrides: Path | None = None
+
     def clock(self) -> OffsetClock:
         """The service clock: wall time shifted by `clock_offset_seconds`."""
         return OffsetClock(dt.timedelta(seconds=self.clock_offset_seconds))

@@ -139,3 +139,62 @@ _LEVEL_LABELS = {
     EscalationLevel.NOTICE: "督办",
     EscalationLevel.BULLETIN: "通报",
 }
+
+
+class Cadence(StrEnum):
+    """How often a task owes a progress report (docs/domain.md §4)."""
+
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+    BI_MONTHLY = "bi_monthly"
+    QUARTERLY = "quarterly"
+    HALF_YEARLY = "half_yearly"
+    YEARLY = "yearly"
+
+    @property
+    def months(self) -> int | None:
+        """Length of one period in calendar months; None for weekly periods."""
+        return _CADENCE_MONTHS[self]
+
+    @property
+    def report_name_zh(self) -> str:
+        """What the report is called: 周报 / 月报 / 双月报 / 季报 / 半年报 / 年报."""
+        return _CADENCE_REPORTS[self]
+
+
+_CADENCE_MONTHS: dict[Cadence, int | None] = {
+    Cadence.WEEKLY: None,
+    Cadence.MONTHLY: 1,
+    Cadence.BI_MONTHLY: 2,
+    Cadence.QUARTERLY: 3,
+    Cadence.HALF_YEARLY: 6,
+    Cadence.YEARLY: 12,
+}
+_CADENCE_REPORTS = {
+    Cadence.WEEKLY: "周报",
+    Cadence.MONTHLY: "月报",
+    Cadence.BI_MONTHLY: "双月报",
+    Cadence.QUARTERLY: "季报",
+    Cadence.HALF_YEARLY: "半年报",
+    Cadence.YEARLY: "年报",
+}
+
+
+class TargetDirection(StrEnum):
+    """How a numeric target is met (docs/domain.md §5 Progress)."""
+
+    AT_LEAST = "at_least"  # 以上 / 不低于 / 增长X% / 达到: more is better
+    AT_MOST = "at_most"  # 以内 / 以下 / 不超过 / 控制在 / 低于: less is better
+    ABOUT = "about"  # 左右: within the policy's band
+
+    @property
+    def label_zh(self) -> str:
+        """不低于 / 不高于 / 左右."""
+        return _DIRECTION_LABELS[self]
+
+
+_DIRECTION_LABELS = {
+    TargetDirection.AT_LEAST: "不低于",
+    TargetDirection.AT_MOST: "不高于",
+    TargetDirection.ABOUT: "左右",
+}

@@ -9,10 +9,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from services.notifier.api import create_app
-from services.notifier.escalation.yamlmarks import MarkedFileError
 from services.notifier.settings import NotifierSettings
 from shared.db import database_engine, make_session_factory, workers_engine
 from shared.logging import configure_logging
+from shared.yamlmarks import MarkedFileError
 
 log = structlog.get_logger(__name__)
 EXIT_BAD_CONFIG = 2

@@ -3,18 +3,23 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.tracker import audit, metrics
 from services.tracker.domain.workflow import RuleViolation
+from services.tracker.policy.supervision import in_force, policy_summary
 from services.tracker.routes import actions, catalog, decisions, keys, ops, tasks
 from services.tracker.settings import TrackerSettings
 from services.tracker.usecases.workflow_actions import TaskNotFound
 from services.tracker.workers import TrackerWorkers
 from shared.clock import Clock
 from shared.edge import create_edge_app
+from shared.workcal import load_calendar
+
+log = structlog.get_logger(__name__)
 
 
 async def task_not_found(_request: Request, exc: Exception) -> JSONResponse:
@@ -42,7 +47,13 @@ def create_app(
     """Build the tracker app; its lifespan runs the background workers.
 
     The workers use `workers_session_factory` (their own pool) if given, else the request one.
+    Raises SupervisionPolicyError or CalendarError (naming file and line) if the policy file
+    or the calendar override file is bad: the service does not start on a bad rule.
     """
+    policy = in_force().install(
+        settings.supervision_policy, load_calendar(settings.calendar_overrides)
+    )
+    log.info("supervision.policy_in_force", **policy_summary(policy))
     workers = TrackerWorkers(settings, workers_session_factory or session_factory, clock)
 
     @asynccontextmanager

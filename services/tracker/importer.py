@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from services.tracker.adapters.sql import SqlOutbox
 from services.tracker.catalog.diff import diff_catalog
 from services.tracker.catalog.model import (
-    CadenceName,
     Deadline,
     ParsedDocument,
     ParsedTask,
@@ -26,7 +25,7 @@ from services.tracker.catalog.units import unit_kind
 from services.tracker.orm import Document, Milestone, PlanGoal, Target, Task, TaskUnit, Unit
 from services.tracker.usecases.directory import publish_assignment
 from shared.locks import AdvisoryLock
-from shared.vocabulary import DeadlineKind, Light, TaskStatus, UnitRole
+from shared.vocabulary import Cadence, DeadlineKind, Light, TargetDirection, TaskStatus, UnitRole
 
 # One import at a time across every replica: pg_advisory_xact_lock on this key .
 # Imports share the unit directory, so two documents naming the same new unit serialise too.
@@ -74,13 +73,20 @@ def _as_parsed(task: Task) -> ParsedTask:
             text=task.deadline_text,
             kind=DeadlineKind(task.deadline_kind),
             due=task.due_date,
-            # Stored from a parsed deadline, so it is one of the parser's cadence names.
-            cadence=cast(CadenceName | None, task.cadence),
+            # Stored from a parsed deadline, so it is one of the cadences.
+            cadence=Cadence(task.cadence) if task.cadence is not None else None,
             summary_due=task.summary_due,
+            report_due_day=task.report_due_day,
         ),
         milestones=tuple(ParsedMilestone(text=m.text, due=m.due_date) for m in task.milestones),
         targets=tuple(
-            ParsedTarget(indicator=t.indicator, value=t.value, unit=t.unit) for t in task.targets
+            ParsedTarget(
+                indicator=t.indicator,
+                value=t.value,
+                unit=t.unit,
+                direction=TargetDirection(t.direction),
+            )
+            for t in task.targets
         ),
         line=task.source_line or 0,
     )
@@ -131,6 +137,7 @@ def _apply(task: Task, parsed: ParsedTask, units: _Units, year: int) -> None:
     task.due_date = parsed.deadline.due
     task.cadence = parsed.deadline.cadence
     task.summary_due = parsed.deadline.summary_due
+    task.report_due_day = parsed.deadline.report_due_day
     task.start_date = dt.date(year, 1, 1)
     wanted = [(units.get(n), UnitRole.LEAD) for n in parsed.lead_units]
     wanted += [(units.get(n), UnitRole.CO) for n in parsed.co_units if n not in parsed.lead_units]
@@ -149,8 +156,12 @@ def _apply(task: Task, parsed: ParsedTask, units: _Units, year: int) -> None:
             Milestone(position=i, text=m.text, due_date=m.due, done_at=done.get(m.text))
             for i, m in enumerate(parsed.milestones)
         ]
-    stored_targets = [(t.indicator, decimal_to_json(t.value), t.unit) for t in task.targets]
-    parsed_targets = [(t.indicator, decimal_to_json(t.value), t.unit) for t in parsed.targets]
+    stored_targets = [
+        (t.indicator, decimal_to_json(t.value), t.unit, t.direction) for t in task.targets
+    ]
+    parsed_targets = [
+        (t.indicator, decimal_to_json(t.value), t.unit, t.direction) for t in parsed.targets
+    ]
     if stored_targets != parsed_targets:
         actual = {t.indicator: t.actual for t in task.targets}
         task.targets[:] = [
@@ -159,6 +170,7 @@ def _apply(task: Task, parsed: ParsedTask, units: _Units, year: int) -> None:
                 indicator=t.indicator,
                 value=t.value,
                 unit=t.unit,
+                direction=t.direction,
                 actual=actual.get(t.indicator),
             )
             for i, t in enumerate(parsed.targets)

@@ -36,6 +36,11 @@ TASKS_BY_SECTION = Gauge(
 TASKS_BY_LEADER = Gauge(
     "duban_tasks_by_leader", "Tasks by light and supervising leader.", ["light", "leader"]
 )
+POLICY_RELOADS = Counter(
+    "duban_tracker_policy_reloads_total",
+    "Supervision policy file reloads by outcome (applied, rejected).",
+    ["outcome"],
+)
 
 __all__ = [
     "CONSUMER_LAG",
@@ -44,6 +49,7 @@ __all__ = [
     "OUTBOX_BACKLOG",
     "OUTBOX_PUBLISHED",
     "OVERDUE_BY_LEADER",
+    "POLICY_RELOADS",
     "REPORTS_APPLIED",
     "REQUESTS",
     "SCAN_DURATION",

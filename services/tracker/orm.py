@@ -27,13 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from services.tracker.domain.progress import (
-    IndicatorProgress,
-    MilestoneProgress,
-    ProgressNode,
-    task_progress,
-)
-from shared.vocabulary import UnitRole
+from shared.vocabulary import TargetDirection, UnitRole
 
 SCHEMA = "tracker"
 
@@ -120,8 +114,13 @@ class Task(Base):
     extended_due_date: Mapped[dt.date | None] = mapped_column(Date)
     summary_due: Mapped[dt.date | None] = mapped_column(Date)
     cadence: Mapped[str | None] = mapped_column(String(20))
+    # The report due day the document states (每月5日前); None: the policy's.
+    report_due_day: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(30), default="not_started")
     percent: Mapped[int] = mapped_column(Integer, default=0)
+    # Progress from the reported percent, targets and milestones by the policy's weights,
+    # as of the last evaluation (the figure the light compared); None before any figure.
+    progress: Mapped[float | None] = mapped_column(Numeric(5, 1, asdecimal=False))
     light: Mapped[str] = mapped_column(String(10), default="green")
     light_reasons: Mapped[list[str]] = mapped_column(JSONB, default=list)
     light_changed_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
@@ -130,8 +129,9 @@ class Task(Base):
     next_evaluation_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     last_report_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     last_report_has_blockers: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Reporting periods (2022-03, 2022-Q1) whose lead-unit report stands; returned ones leave.
-    reported_periods: Mapped[list[str]] = mapped_column(ARRAY(String(7)), default=list)
+    # Reporting periods (2022-W05, 2022-03, 2022-Q1, 2022-H1 …) whose lead-unit report
+    # stands; returned ones leave.
+    reported_periods: Mapped[list[str]] = mapped_column(ARRAY(String(10)), default=list)
     red_since: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     report_due_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     pending_extension_due: Mapped[dt.date | None] = mapped_column(Date)
@@ -184,19 +184,6 @@ class Task(Base):
         return [a.unit.name for a in self.assignments if a.role == UnitRole.CO]
 
     @property
-    def progress(self) -> float | None:
-        """Progress rolled up from milestones and numeric targets, else the reported percent."""
-        nodes: list[ProgressNode] = [
-            MilestoneProgress(name=m.text, done=m.done_at is not None) for m in self.milestones
-        ]
-        nodes += [
-            IndicatorProgress(name=t.indicator, target=float(t.value), actual=float(t.actual or 0))
-            for t in self.targets
-            if t.value > 0
-        ]
-        return task_progress(self.percent, reported=self.last_report_at is not None, nodes=nodes)
-
-    @property
     def effective_due(self) -> dt.date | None:
         """The due date after any granted extension."""
         return self.extended_due_date or self.due_date
@@ -247,6 +234,7 @@ class Target(Base):
     value: Mapped[Decimal] = mapped_column(Numeric(20, 4))
     unit: Mapped[str] = mapped_column(String(20), default="")
     actual: Mapped[Decimal | None] = mapped_column(Numeric(20, 4))
+    direction: Mapped[str] = mapped_column(String(10), default=TargetDirection.AT_LEAST)
 
     task: Mapped[Task] = relationship(back_populates="targets")
 
@@ -261,7 +249,7 @@ class Report(Base):
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     role: Mapped[str] = mapped_column(String(10))
-    period: Mapped[str | None] = mapped_column(String(7))
+    period: Mapped[str | None] = mapped_column(String(10))
     percent: Mapped[int] = mapped_column(Integer)
     summary: Mapped[str] = mapped_column(Text)
     blockers: Mapped[str | None] = mapped_column(Text)

@@ -1,5 +1,7 @@
 """Tracker settings (env prefix DUBAN_)."""
 
+from pathlib import Path
+
 from shared.settings import CommonSettings
 
 
@@ -16,3 +18,7 @@ class TrackerSettings(CommonSettings):
     # published) and published outbox rows older than a week are purged.
     directory_refresh_seconds: float = 300.0
     run_workers: bool = True
+    # The supervision policy file (DUBAN_SUPERVISION_POLICY); unset: the shipped
+    # services/tracker/policy/default_supervision.yaml. Checked for edits this often.
+    supervision_policy: Path | None = None
+    policy_check_seconds: float = 10.0

@@ -10,22 +10,23 @@ import time
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from kafka import KafkaProducer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from services.tracker import metrics, outbox
 from services.tracker.adapters.sql import SqlUnitOfWork
 from services.tracker.consumer import make_report_handler
 from services.tracker.orm import Task, TaskUnit, Unit
+from services.tracker.policy.supervision import SupervisionPolicyError, in_force, policy_summary
 from services.tracker.service import reconcile_directory
 from services.tracker.settings import TrackerSettings
 from services.tracker.usecases.evaluation import scan_due_tasks
 from shared import topics
-from shared.clock import Clock
+from shared.clock import Clock, shanghai_date
 from shared.db import UnitOfWork
 from shared.directory import Directory, DirectoryFollower
 from shared.kafka import ConsumerLoop, ensure_topics, make_producer
-from shared.vocabulary import Light, UnitRole
+from shared.vocabulary import Light, TaskStatus, UnitRole
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +46,32 @@ def scan_once(session_factory: sessionmaker[Session], *, now: dt.datetime, batch
     metrics.SCAN_TASKS.inc(total)
     metrics.SCAN_LAST_SUCCESS.set(time.time())
     return total
+
+
+def reevaluate_open_tasks(session_factory: sessionmaker[Session], *, now: dt.datetime) -> int:
+    """Bring every open task's next evaluation forward to `now` (one UPDATE): the scan then
+    lights them again by the policy in force. Returns how many tasks it touched."""
+    with UnitOfWork(session_factory) as uow:
+        result = uow.session.execute(
+            update(Task).where(Task.status != TaskStatus.CLOSED).values(next_evaluation_at=now)
+        )
+        uow.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def reload_policy(session_factory: sessionmaker[Session], *, now: dt.datetime) -> bool:
+    """Pick up an edit of the supervision policy file; True when the policy in force changed.
+
+    A malformed edit raises SupervisionPolicyError and the policy in force stays.
+    """
+    source = in_force()
+    if not source.refresh():
+        return False
+    touched = reevaluate_open_tasks(session_factory, now=now)
+    log.info(
+        "supervision.policy_reloaded", tasks_to_reevaluate=touched, **policy_summary(source.policy)
+    )
+    return True
 
 
 def sync_directory(
@@ -118,6 +145,8 @@ class TrackerWorkers:
         )
         self.scheduler = BackgroundScheduler(timezone="Asia/Shanghai")
         self._threads: list[threading.Thread] = []
+        self._policy_error: str | None = None
+        self._calendar_year: int | None = None
         self._producer: KafkaProducer | None = None
         # The tracker reads its own directory topic, so it publishes only what changed.
         self.directory = Directory()
@@ -139,6 +168,14 @@ class TrackerWorkers:
             id="scan",
             next_run_time=now,
             max_instances=1,
+            coalesce=True,
+        )
+        self.scheduler.add_job(
+            self._check_policy,
+            "interval",
+            seconds=self.settings.policy_check_seconds,
+            id="policy-reload",
+            next_run_time=now,
             coalesce=True,
         )
         self.scheduler.add_job(
@@ -203,6 +240,30 @@ class TrackerWorkers:
             )
         except Exception:
             log.exception("scan.failed")
+
+    def _check_policy(self) -> None:
+        """Reload the policy file if edited; say once a year whether the calendar knows it."""
+        now = self.clock.now()
+        year = shanghai_date(now).year
+        if year != self._calendar_year:
+            self._calendar_year = year
+            in_force().calendar.report_year(year)
+        try:
+            changed = reload_policy(self.session_factory, now=now)
+        except SupervisionPolicyError as exc:
+            if self._policy_error != str(exc):
+                self._policy_error = str(exc)
+                metrics.POLICY_RELOADS.labels("rejected").inc()
+                log.error(
+                    "supervision.policy_rejected", error=str(exc), detail="keeping the old one"
+                )
+            return
+        except Exception:
+            log.exception("supervision.policy_reload_failed")
+            return
+        self._policy_error = None
+        if changed:
+            metrics.POLICY_RELOADS.labels("applied").inc()
 
     def _sync_directory(self) -> None:
         """Once the topic is read, reconcile it with the database; again every interval."""

@@ -29,7 +29,7 @@ from services.tracker.settings import TrackerSettings
 from services.tracker.workers import scan_once
 from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
-from shared.vocabulary import DeadlineKind
+from shared.vocabulary import Cadence, DeadlineKind
 
 T = TypeVar("T")
 
@@ -76,7 +76,7 @@ def demo_document() -> ParsedDocument:
                 text="年底前完成" if due else "年内持续推进",
                 kind=kind,
                 due=due,
-                cadence=None if due else "monthly",
+                cadence=None if due else Cadence.MONTHLY,
                 summary_due=None if due else dt.date(2022, 12, 31),
             ),
             milestones=milestones,
@@ -182,8 +182,12 @@ def running_stack(
     *,
     start: dt.datetime = dt.datetime(2022, 5, 20, 10, 0, tzinfo=SHANGHAI),
     document: ParsedDocument | None = None,
+    tracker_options: dict[str, Any] | None = None,
 ) -> Iterator[Stack]:
-    """Seed a catalog and keys, then run tracker, intake and notifier against them."""
+    """Seed a catalog and keys, then run tracker, intake and notifier against them.
+
+    `tracker_options` are further TrackerSettings (e.g. a supervision_policy file).
+    """
     common: dict[str, Any] = {
         "database_url": database_url,
         "kafka_bootstrap_servers": bootstrap,
@@ -193,6 +197,7 @@ def running_stack(
         **common,
         scan_interval_seconds=3600,
         outbox_poll_seconds=0.05,
+        **(tracker_options or {}),
     )
     clock = FixedClock(start)
     factory = make_session_factory(make_engine(database_url))

@@ -12,8 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from services.notifier.escalation.engine import Recipient
 from services.notifier.escalation.policy import ChannelKind, RecipientRole
-from services.notifier.escalation.reloader import FileReloader
-from services.notifier.escalation.yamlmarks import MarkedFileError, Problem, load_marked
+from shared.reloader import FileReloader
+from shared.yamlmarks import MarkedFileError, Problem, load_marked
 
 
 class ContactsError(MarkedFileError):

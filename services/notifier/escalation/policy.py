@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from services.notifier.escalation.reloader import FileReloader
-from services.notifier.escalation.yamlmarks import Loc, MarkedFileError, Problem, load_marked
+from shared.reloader import FileReloader
+from shared.yamlmarks import Loc, MarkedFileError, Problem, load_marked
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
 # The same ladder with every recipient on the local inbox: used outside production when no

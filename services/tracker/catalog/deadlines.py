@@ -16,9 +16,10 @@ from dataclasses import replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from services.tracker.catalog.model import CadenceName, Deadline, Milestone
+from services.tracker.catalog.model import Deadline, Milestone
 from services.tracker.catalog.text import fold_width, to_simplified
-from shared.vocabulary import DeadlineKind
+from shared.vocabulary import Cadence, DeadlineKind
+from shared.workcal import WorkCalendar, standard_calendar
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -76,9 +77,17 @@ _EVENT = re.compile(
     r"(?P<hour>零时|零点|(?P<h>\d{1,2})[时点])?"
 )
 _NO_END = re.compile(r"长期坚持|长期推进|长期开展|长期执行|常态化(?:推进|开展)?")
-_MONTHLY = re.compile(r"逐月|按月|每月")
-_QUARTERLY = re.compile(r"逐季|按季|每季")
-_HALF_YEARLY = re.compile(r"每半年")
+# Stated cadences, most specific first (每两个月 before 每月, 每半年 before 每年).
+_CADENCES = (
+    (Cadence.WEEKLY, re.compile(r"逐周|按周|每周|每星期")),
+    (Cadence.BI_MONTHLY, re.compile(r"每两个月|每2个月|每双月|双月")),
+    (Cadence.MONTHLY, re.compile(r"逐月|按月|每月")),
+    (Cadence.QUARTERLY, re.compile(r"逐季|按季|每季")),
+    (Cadence.HALF_YEARLY, re.compile(r"每半年|半年一报|按半年")),
+    (Cadence.YEARLY, re.compile(r"每年|按年|逐年")),
+)
+_MONTHLY_DUE_DAY = re.compile(rf"(?:每月|逐月|按月)(?P<day>{_DAY})日前")
+_WORKING_DAYS = re.compile(r"(?P<n>\d{1,3}|[一二三四五六七八九十]{1,3})个工作日(?:内|之内|以内)")
 _YEAR_LONG = re.compile(r"(?:年内|全年)?持续(?:推进|开展|实施|抓好)|年内持续|全年持续")
 _WITHIN_YEAR = re.compile(r"年内|全年|本年")
 _PROGRESS = re.compile(
@@ -163,22 +172,40 @@ def _read_event(original: str, text: str) -> Deadline | None:
     return Deadline(text=original, kind=DeadlineKind.EVENT, due=instant.date(), at=instant)
 
 
-def _cadence(text: str) -> CadenceName:
-    if _QUARTERLY.search(text):
-        return "quarterly"
-    if _HALF_YEARLY.search(text):
-        return "half_yearly"
+def _stated_cadence(text: str) -> Cadence | None:
+    for cadence, pattern in _CADENCES:
+        if pattern.search(text):
+            return cadence
+    return None
+
+
+def _cadence(text: str) -> Cadence:
     # Continuous tasks report monthly unless the document says otherwise (docs/domain.md §4).
-    return "monthly"
+    return _stated_cadence(text) or Cadence.MONTHLY
+
+
+def _due_day(text: str) -> int | None:
+    match = _MONTHLY_DUE_DAY.search(text)
+    return chinese_number(match["day"]) if match else None
 
 
 def _read_continuous(original: str, text: str, year: int) -> Deadline | None:
+    due_day = _due_day(text)
     if _NO_END.search(text):
-        return Deadline(text=original, kind=DeadlineKind.CONTINUOUS, cadence=_cadence(text))
-    if _MONTHLY.search(text) or _QUARTERLY.search(text) or _HALF_YEARLY.search(text):
+        return Deadline(
+            text=original,
+            kind=DeadlineKind.CONTINUOUS,
+            cadence=_cadence(text),
+            report_due_day=due_day,
+        )
+    if _stated_cadence(text) is not None:
         summary = date(year, 12, 31) if _WITHIN_YEAR.search(text) else None
         return Deadline(
-            text=original, kind=DeadlineKind.CONTINUOUS, cadence=_cadence(text), summary_due=summary
+            text=original,
+            kind=DeadlineKind.CONTINUOUS,
+            cadence=_cadence(text),
+            summary_due=summary,
+            report_due_day=due_day,
         )
     if _YEAR_LONG.search(text):
         return Deadline(
@@ -186,12 +213,30 @@ def _read_continuous(original: str, text: str, year: int) -> Deadline | None:
             kind=DeadlineKind.CONTINUOUS,
             cadence=_cadence(text),
             summary_due=date(year, 12, 31),
+            report_due_day=due_day,
         )
     return None
 
 
-def parse_single_phrase(text: str, *, year: int) -> Deadline:
-    """Read one deadline phrase with no milestones; unknown (verbatim, no date) if unreadable."""
+def _read_working_days(
+    original: str, text: str, year: int, calendar: WorkCalendar
+) -> Deadline | None:
+    """`N个工作日内`: N working days after the date the phrase counts from (`3月1日起…`),
+    else after the document's year begins (the task's start); that day itself is day 0."""
+    match = _WORKING_DAYS.search(text)
+    if match is None:
+        return None
+    count = chinese_number(match["n"])
+    anchor = _find_due(text[: match.start()], year) or date(year, 1, 1)
+    due = calendar.add_working_days(anchor, count)
+    return Deadline(text=original, kind=DeadlineKind.COMPLETE, due=due, working_days=count)
+
+
+def parse_single_phrase(text: str, *, year: int, calendar: WorkCalendar | None = None) -> Deadline:
+    """Read one deadline phrase with no milestones; unknown (verbatim, no date) if unreadable.
+
+    `calendar` counts `N个工作日内` (default: the package's working calendar).
+    """
     normalised = _normalise(text)
     event = _read_event(text, normalised)
     if event is not None:
@@ -199,6 +244,9 @@ def parse_single_phrase(text: str, *, year: int) -> Deadline:
     continuous = _read_continuous(text, normalised, year)
     if continuous is not None:
         return continuous
+    working = _read_working_days(text, normalised, year, calendar or standard_calendar())
+    if working is not None:
+        return working
     due = _find_due(normalised, year)
     if _PROGRESS.search(normalised):
         return Deadline(text=text, kind=DeadlineKind.PROGRESS, due=due)
@@ -266,8 +314,13 @@ def _combine(text: str, readings: list[tuple[str, Deadline]]) -> tuple[Deadline,
 
 def _merge_continuous(deadline: Deadline, other: Deadline) -> Deadline:
     # A stated cadence beats the monthly default; a year-end summary from either part holds.
-    cadence = deadline.cadence if deadline.cadence != "monthly" else other.cadence
-    return replace(deadline, cadence=cadence, summary_due=deadline.summary_due or other.summary_due)
+    cadence = deadline.cadence if deadline.cadence is not Cadence.MONTHLY else other.cadence
+    return replace(
+        deadline,
+        cadence=cadence,
+        summary_due=deadline.summary_due or other.summary_due,
+        report_due_day=deadline.report_due_day or other.report_due_day,
+    )
 
 
 def parse_deadline_with_milestones(text: str, *, year: int) -> tuple[Deadline, list[Milestone]]:

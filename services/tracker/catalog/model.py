@@ -10,9 +10,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from shared.vocabulary import DeadlineKind
+from shared.vocabulary import Cadence, DeadlineKind, TargetDirection
 
-CadenceName = Literal["monthly", "quarterly", "half_yearly", "yearly"]
 DocumentKind = Literal["table", "inline", "district_plan", "five_year_plan"]
 
 
@@ -21,15 +20,20 @@ class Deadline:
     """A read deadline phrase (完成时限).
 
     `due` is a Shanghai calendar date; `at` is set only for events that name an instant;
-    `summary_due` is the year-end summary owed by a year-long continuous task.
+    `summary_due` is the year-end summary owed by a year-long continuous task;
+    `report_due_day` the day of the month reports are due by when the phrase says so
+    (每月5日前报送). `working_days` is N for a phrase `N个工作日内`, which has no date until
+    the office counts it from a start (`shared.workcal`).
     """
 
     text: str
     kind: DeadlineKind
     due: date | None = None
-    cadence: CadenceName | None = None
+    cadence: Cadence | None = None
     summary_due: date | None = None
     at: datetime | None = None
+    report_due_day: int | None = None
+    working_days: int | None = None
 
     @property
     def readable(self) -> bool:
@@ -60,6 +64,7 @@ class Target:
     value: Decimal
     unit: str
     qualifier: str = ""  # 以上 / 以内 / 左右 … as written; not part of the JSON shape
+    direction: TargetDirection = TargetDirection.AT_LEAST
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ def deadline_to_json_dict(deadline: Deadline) -> dict[str, Any]:
         "kind": deadline.kind,
         "due": _iso(deadline.due),
         "cadence": deadline.cadence,
+        **({"report_due_day": deadline.report_due_day} if deadline.report_due_day else {}),
     }
 
 
@@ -165,7 +171,12 @@ def task_to_json_dict(task: ParsedTask) -> dict[str, Any]:
         "deadline": deadline_to_json_dict(task.deadline),
         "milestones": [{"text": m.text, "due": _iso(m.due)} for m in task.milestones],
         "targets": [
-            {"indicator": t.indicator, "value": decimal_to_json(t.value), "unit": t.unit}
+            {
+                "indicator": t.indicator,
+                "value": decimal_to_json(t.value),
+                "unit": t.unit,
+                "direction": t.direction,
+            }
             for t in task.targets
         ],
     }

@@ -34,11 +34,19 @@ from enum import StrEnum
 from fractions import Fraction
 
 from services.tracker.domain.cadence import (
-    DEFAULT_REPORT_DUE_DAY,
     Cadence,
+    DueRule,
     ReportDue,
     ReportPeriod,
     due_report,
+)
+from services.tracker.domain.progress import (
+    IndicatorProgress,
+    MilestoneProgress,
+    ProgressWeights,
+    TaskProgress,
+    format_percent,
+    task_progress,
 )
 from shared.clock import (
     end_of_day,
@@ -47,7 +55,8 @@ from shared.clock import (
     start_of_day,
     start_of_next_day,
 )
-from shared.vocabulary import DeadlineKind, Light, TaskStatus
+from shared.vocabulary import DeadlineKind, Light, TargetDirection, TaskStatus
+from shared.workcal import WorkCalendar
 
 
 class ReasonCode(StrEnum):
@@ -84,20 +93,39 @@ class MilestoneSnapshot:
     done: bool = False
 
 
+@dataclass(frozen=True)
+class TargetSnapshot:
+    """A numeric target as the light rules see it; `actual` None until a report gives one."""
+
+    indicator: str
+    value: float
+    actual: float | None
+    direction: TargetDirection = TargetDirection.AT_LEAST
+
+
 @dataclass(frozen=True, kw_only=True)
 class LightPolicy:
-    """Tunable light rules; the defaults are in docs/domain.md §5 Lights."""
+    """The light and reporting rules in force, built from the supervision policy file
+    (services/tracker/policy/default_supervision.yaml; docs/domain.md §5).
 
-    due_soon_days: int = 15
-    behind_schedule_points: int | float = 20
-    pro_rata_kinds: frozenset[DeadlineKind] = frozenset(
-        {DeadlineKind.COMPLETE, DeadlineKind.PROGRESS}
-    )
-    default_continuous_cadence: Cadence | None = Cadence.MONTHLY
-    report_due_day: int = DEFAULT_REPORT_DUE_DAY
-    blockers_are_yellow: bool = True
-    light_milestones: bool = True
-    missing_percent_counts_as_zero: bool = True
+    `calendar` moves report due dates off non-working days (顺延) and keeps 截止 off them;
+    None counts plain calendar days. `version` names the policy (its fingerprint).
+    """
+
+    due_soon_days: int
+    behind_schedule_points: int | float
+    pro_rata_kinds: frozenset[DeadlineKind]
+    default_continuous_cadence: Cadence | None
+    report_due_day: int
+    week_due_days: int
+    report_grace_days: int
+    blockers_are_yellow: bool
+    light_milestones: bool
+    missing_percent_counts_as_zero: bool
+    weights: ProgressWeights
+    about_band_percent: float
+    calendar: WorkCalendar | None = field(default=None, compare=False)
+    version: str = ""
 
     def __post_init__(self) -> None:
         if self.due_soon_days < 0:
@@ -108,9 +136,20 @@ class LightPolicy:
             )
         if not 1 <= self.report_due_day <= 31:
             raise ValueError(f"report_due_day must be 1..31, got {self.report_due_day}")
+        if not 0 <= self.about_band_percent < 100:
+            raise ValueError(
+                f"about_band_percent must be in [0, 100), got {self.about_band_percent}"
+            )
+        self.due_rule()  # validates the rest of the reporting rule
 
-
-DEFAULT_POLICY = LightPolicy()
+    def due_rule(self, due_day: int | None = None) -> DueRule:
+        """When reports fall due; `due_day` is a document's own (每月N日前) if it gives one."""
+        return DueRule(
+            due_day=due_day if due_day is not None else self.report_due_day,
+            week_due_days=self.week_due_days,
+            grace_days=self.report_grace_days,
+            calendar=self.calendar,
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,7 +157,9 @@ class TaskSnapshot:
     """Everything the light rules read about one task; build it from the tracker's tables.
 
     `received_periods` holds the periods whose report stands (a returned report does not
-    count). `cadence` is the one the deadline phrase states, if the light rules know it.
+    count). `cadence` is the one the deadline phrase states; `report_due_day` the due day it
+    states (每月5日前), if any. `latest_percent` is the lead unit's reported percent, None
+    before its first report.
     `summary_due` is the year-end summary date of a year-long continuous task; it ends the
     reporting span of a task with no due date. `start_date` falls back to the Shanghai date
     of `created_at`.
@@ -132,11 +173,13 @@ class TaskSnapshot:
     extended_due: date | None = None
     summary_due: date | None = None
     cadence: Cadence | None = None
+    report_due_day: int | None = None
     latest_percent: float | None = None
     latest_report_at: datetime | None = None
     latest_report_has_blockers: bool = False
     received_periods: Collection[ReportPeriod] = field(default_factory=frozenset)
     milestones: Sequence[MilestoneSnapshot] = ()
+    targets: Sequence[TargetSnapshot] = ()
 
     def __post_init__(self) -> None:
         require_aware(self.created_at, "created_at")
@@ -149,6 +192,7 @@ class TaskSnapshot:
         # Normalise to hashable, immutable containers so snapshots compare and hash by value.
         object.__setattr__(self, "received_periods", frozenset(self.received_periods))
         object.__setattr__(self, "milestones", tuple(self.milestones))
+        object.__setattr__(self, "targets", tuple(self.targets))
 
     @property
     def effective_due(self) -> date | None:
@@ -182,6 +226,8 @@ class Evaluation:
     # End of the day by which the owed report (the one a REPORT_MISSING reason counts from)
     # is or was due; None when no report is owed. The tracker sends it to the notifier.
     report_due_at: datetime | None = None
+    # The task's progress and the figures it was made of (what the schedule compared).
+    progress: TaskProgress | None = field(default=None, compare=False)
 
     @property
     def summary(self) -> str:
@@ -198,7 +244,19 @@ class _RedFinding:
     days: int
 
 
-def _days_left_text(days_left: int, subject: str) -> str:
+def _date_zh(day: date) -> str:
+    return f"{day.month}月{day.day}日"
+
+
+def _days_left_text(
+    days_left: int, subject: str, deadline: date, calendar: WorkCalendar | None
+) -> str:
+    # 截止 is said only of a working day; a deadline on a rest day is named with its date.
+    if calendar is not None and not calendar.is_working_day(deadline):
+        when = f"（{_date_zh(deadline)}，休息日）"
+        if days_left == 0:
+            return f"{subject}今日为完成时限{when}"
+        return f"{subject}距完成时限 {days_left} 天{when}"
     if days_left == 0:
         return f"{subject}今日截止"
     return f"{subject}距截止 {days_left} 天"
@@ -209,28 +267,32 @@ def _as_fraction(value: int | float) -> Fraction:
     return Fraction(str(value))
 
 
-def _format_points(gap: Fraction) -> str:
-    if gap.denominator == 1:
-        return str(gap.numerator)
-    tenths = math.floor(gap * 10 + Fraction(1, 2))
-    return f"{tenths // 10}.{tenths % 10}"
-
-
 @dataclass(frozen=True)
 class _ProRata:
     """序时进度 over [start, due]: share of whole days elapsed, as a percentage."""
 
     start: date
     due: date
+    progress: TaskProgress
     percent: Fraction
 
     @property
     def total_days(self) -> int:
         return (self.due - self.start).days + 1
 
-    def gap_on(self, day: date) -> Fraction:
+    def expected_on(self, day: date) -> Fraction:
         elapsed = min(max((day - self.start).days, 0), self.total_days)
-        return Fraction(100 * elapsed, self.total_days) - self.percent
+        return Fraction(100 * elapsed, self.total_days)
+
+    def gap_on(self, day: date) -> Fraction:
+        return self.expected_on(day) - self.percent
+
+    def text_on(self, day: date) -> str:
+        """`序时进度落后 25 个百分点（自报 60%，序时 85%）`: the gap and the figures behind it."""
+        return (
+            f"序时进度落后 {format_percent(self.gap_on(day))} 个百分点"
+            f"（{self.progress.figures_zh}，序时 {format_percent(self.expected_on(day))}%）"
+        )
 
     def first_day_behind(self, threshold: Fraction) -> date | None:
         """The first day on which the gap exceeds `threshold`, if on or before the due date."""
@@ -241,19 +303,45 @@ class _ProRata:
         return self.start + timedelta(days=elapsed_needed)
 
     def next_text_change(self, today: date) -> date | None:
-        """The first day after `today` on which the displayed gap differs, up to the due date."""
-        shown = _format_points(self.gap_on(today))
+        """The first day after `today` on which the reason reads differently, up to the due date."""
+        shown = self.text_on(today)
         day = today + timedelta(days=1)
         while day <= self.due:
-            if _format_points(self.gap_on(day)) != shown:
+            if self.text_on(day) != shown:
                 return day
             day += timedelta(days=1)
         return None
 
 
-def reporting_cadence(
-    snapshot: TaskSnapshot, policy: LightPolicy = DEFAULT_POLICY
-) -> Cadence | None:
+def progress_of(snapshot: TaskSnapshot, policy: LightPolicy, today: date) -> TaskProgress:
+    """The task's progress and its figures, by the policy's weights (docs/domain.md §5).
+
+    A milestone counts once it is done or its date has passed: one not yet due does not pull
+    progress down before its time, as a target with no actual yet does not.
+    """
+    return task_progress(
+        reported_percent=snapshot.latest_percent,
+        targets=[
+            IndicatorProgress(
+                name=t.indicator,
+                target=t.value,
+                actual=t.actual,
+                direction=t.direction,
+                band_percent=policy.about_band_percent,
+            )
+            for t in snapshot.targets
+            if t.value > 0
+        ],
+        milestones=[
+            MilestoneProgress(name=m.name, done=m.done)
+            for m in snapshot.milestones
+            if m.done or (m.due_date is not None and m.due_date < today)
+        ],
+        weights=policy.weights,
+    )
+
+
+def reporting_cadence(snapshot: TaskSnapshot, policy: LightPolicy) -> Cadence | None:
     """The cadence the task reports at: as its phrase states, else the policy's default for a
     continuous task (docs/domain.md §4); None when it owes no periodic report."""
     if snapshot.cadence is not None:
@@ -263,9 +351,7 @@ def reporting_cadence(
     return None
 
 
-def owed_report(
-    snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy = DEFAULT_POLICY
-) -> ReportDue | None:
+def owed_report(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -> ReportDue | None:
     """The report the task owes at `now` (docs/domain.md §4), whatever its status.
 
     The one rule for it: the light's report reason and the tracker's `report_due_at` both
@@ -280,18 +366,20 @@ def owed_report(
         now,
         snapshot.received_periods,
         end=snapshot.reporting_end,
-        due_day=policy.report_due_day,
+        rule=policy.due_rule(snapshot.report_due_day),
     )
 
 
-def light_of(
-    snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy = DEFAULT_POLICY
-) -> Evaluation:
+def light_of(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy) -> Evaluation:
     """The task's light at `now`, with reasons and the next instant it could change."""
     require_aware(now, "now")
+    today = shanghai_date(now)
+    progress = progress_of(snapshot, policy, today)
 
     if snapshot.status is TaskStatus.CLOSED:
-        return Evaluation(Light.GREY, (LightReason(ReasonCode.CLOSED, "已销号"),), 0, None)
+        return Evaluation(
+            Light.GREY, (LightReason(ReasonCode.CLOSED, "已销号"),), 0, None, progress=progress
+        )
     if snapshot.status is TaskStatus.COMPLETION_REQUESTED:
         # Explicit rule: a completion request turns the task blue even past its due date.
         # Lateness is the office's call at sign-off (close or return), not a red light.
@@ -300,9 +388,9 @@ def light_of(
             (LightReason(ReasonCode.COMPLETION_REQUESTED, "已申请销号，待督查室核验"),),
             0,
             None,
+            progress=progress,
         )
 
-    today = shanghai_date(now)
     tomorrow = start_of_next_day(today)
     window = timedelta(days=policy.due_soon_days)
     due = snapshot.effective_due
@@ -323,7 +411,8 @@ def light_of(
         changes.append(start_of_next_day(deadline))
         days_left = (deadline - today).days
         if days_left <= policy.due_soon_days:
-            yellow.append(LightReason(soon_code, _days_left_text(days_left, subject)))
+            text = _days_left_text(days_left, subject, deadline, policy.calendar)
+            yellow.append(LightReason(soon_code, text))
             changes.append(tomorrow)
         else:
             changes.append(start_of_day(deadline - window))
@@ -331,6 +420,10 @@ def light_of(
     if due is not None:
         watch_deadline(due, ReasonCode.TASK_OVERDUE, ReasonCode.DUE_SOON, "")
 
+    for milestone in snapshot.milestones:
+        if not milestone.done and milestone.due_date is not None and milestone.due_date >= today:
+            # The day after its date it starts to count in progress.
+            changes.append(start_of_next_day(milestone.due_date))
     if policy.light_milestones:
         for milestone in snapshot.milestones:
             if milestone.done or milestone.due_date is None:
@@ -343,12 +436,12 @@ def light_of(
             )
 
     owed = owed_report(snapshot, now=now, policy=policy)
-    report_due_at = end_of_day(owed.due_date) if owed is not None else None
+    report_due_at = end_of_day(owed.last_accepted) if owed is not None else None
     if owed is not None and owed.missed:
         red.append(
             _RedFinding(
                 LightReason(ReasonCode.REPORT_MISSING, owed.text_zh),
-                owed.due_date,
+                owed.last_accepted,
                 owed.days_missed,
             )
         )
@@ -361,19 +454,15 @@ def light_of(
         and start <= due
         and today <= due
     ):
-        percent = snapshot.latest_percent
+        percent = progress.percent
         if percent is None and policy.missing_percent_counts_as_zero:
-            percent = 0
+            percent = Fraction(0)
         if percent is not None:
-            schedule = _ProRata(start, due, _as_fraction(percent))
+            schedule = _ProRata(start, due, progress, percent)
             threshold = _as_fraction(policy.behind_schedule_points)
             gap = schedule.gap_on(today)
             if gap > threshold:
-                yellow.append(
-                    LightReason(
-                        ReasonCode.BEHIND_SCHEDULE, f"序时进度落后 {_format_points(gap)} 个百分点"
-                    )
-                )
+                yellow.append(LightReason(ReasonCode.BEHIND_SCHEDULE, schedule.text_on(today)))
                 change_day = schedule.next_text_change(today)
             else:
                 change_day = schedule.first_day_behind(threshold)
@@ -394,8 +483,11 @@ def light_of(
             tomorrow,
             red_since=start_of_next_day(first_missed),
             report_due_at=report_due_at,
+            progress=progress,
         )
     next_at = min((c for c in changes if c > now), default=None)
     if yellow:
-        return Evaluation(Light.YELLOW, tuple(yellow), 0, next_at, report_due_at=report_due_at)
-    return Evaluation(Light.GREEN, (), 0, next_at, report_due_at=report_due_at)
+        return Evaluation(
+            Light.YELLOW, tuple(yellow), 0, next_at, report_due_at=report_due_at, progress=progress
+        )
+    return Evaluation(Light.GREEN, (), 0, next_at, report_due_at=report_due_at, progress=progress)

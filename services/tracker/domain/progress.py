@@ -1,4 +1,4 @@
-"""Progress roll-up: milestones and indicators into one task percentage.
+"""Progress: the figures a task's progress is made of, and their roll-up into one percentage.
 
 As in Decidim's accountability result trees, a parent's progress is the weighted mean of
 its children's. Weights need not sum to 1 (the mean is normalised), so equal weights give
@@ -12,6 +12,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+
+from shared.vocabulary import TargetDirection
 
 FULL = Fraction(100)
 
@@ -45,19 +47,31 @@ class MilestoneProgress:
 
 @dataclass(frozen=True)
 class IndicatorProgress:
-    """A numeric target (新增就业4万人): progress is actual / target, within 0..100."""
+    """A numeric target (新增就业4万人) and its attainment, read by its direction.
+
+    - at least (以上, 不低于, 增长X%): actual ÷ target;
+    - at most (以内, 不超过, 控制在): met at or under the target, else less by the share the
+      actual exceeds it (6.0 against 5.5%以内: 100 − 9.1);
+    - about (左右): met within `band_percent` of the target, else less by the share beyond it.
+
+    Within 0..100. With no actual yet it has nothing measurable and is left out.
+    """
 
     name: str
     target: float
-    actual: float
+    actual: float | None
+    direction: TargetDirection = TargetDirection.AT_LEAST
+    band_percent: float = 0
     weight: float = 1
 
     def __post_init__(self) -> None:
         _check_weight(self.weight)
         if not math.isfinite(self.target) or self.target <= 0:
             raise ValueError(f"target of {self.name!r} must be > 0, got {self.target}")
-        if not math.isfinite(self.actual):
+        if self.actual is not None and not math.isfinite(self.actual):
             raise ValueError(f"actual of {self.name!r} must be finite, got {self.actual}")
+        if not math.isfinite(self.band_percent) or self.band_percent < 0:
+            raise ValueError(f"band_percent must be >= 0, got {self.band_percent}")
 
 
 @dataclass(frozen=True)
@@ -82,9 +96,25 @@ def _node_fraction(node: ProgressNode) -> Fraction | None:
             return FULL
         return _fraction(node.percent, "percent") if node.percent is not None else Fraction(0)
     if isinstance(node, IndicatorProgress):
-        share = _fraction(node.actual, "actual") * 100 / _fraction(node.target, "target")
-        return min(max(share, Fraction(0)), FULL)
+        return _attainment(node)
     return _mean(node.children)
+
+
+def _attainment(node: IndicatorProgress) -> Fraction | None:
+    if node.actual is None:
+        return None
+    target = _fraction(node.target, "target")
+    actual = _fraction(node.actual, "actual")
+    if node.direction is TargetDirection.AT_LEAST:
+        share = actual * 100 / target
+    else:
+        allowed = target * _fraction(node.band_percent, "band_percent") / 100
+        if node.direction is TargetDirection.AT_MOST:
+            excess = actual - target
+        else:
+            excess = abs(actual - target) - allowed
+        share = FULL if excess <= 0 else FULL - excess * 100 / target
+    return min(max(share, Fraction(0)), FULL)
 
 
 def _mean(nodes: Sequence[ProgressNode]) -> Fraction | None:
@@ -114,16 +144,103 @@ def rolled_up_percent(nodes: Sequence[ProgressNode]) -> float | None:
     return float(value) if value is not None else None
 
 
-def task_progress(
-    reported_percent: float, *, reported: bool, nodes: Sequence[ProgressNode]
-) -> float | None:
-    """A task's progress (docs/domain.md §5 Progress); None before any report.
+@dataclass(frozen=True)
+class ProgressWeights:
+    """How much each figure counts in a task's progress (the supervision policy's weights)."""
 
-    Once reported on, a task with milestones or numeric targets shows their roll-up; one
-    without them shows the lead unit's reported percent.
+    reported: float
+    targets: float
+    milestones: float
+
+    def __post_init__(self) -> None:
+        for weight in (self.reported, self.targets, self.milestones):
+            _check_weight(weight)
+        if self.reported + self.targets + self.milestones == 0:
+            raise ValueError("at least one progress weight must be > 0")
+
+
+@dataclass(frozen=True)
+class TaskProgress:
+    """A task's progress and the figures it was made of (each None when the task lacks it)."""
+
+    percent: Fraction | None
+    reported: Fraction | None
+    targets: Fraction | None
+    milestones_done: int
+    milestones_total: int
+
+    @property
+    def milestones(self) -> Fraction | None:
+        """Share of milestones done, in percent; None for a task without milestones."""
+        if self.milestones_total == 0:
+            return None
+        return Fraction(100 * self.milestones_done, self.milestones_total)
+
+    @property
+    def figures_zh(self) -> str:
+        """The figures that made the progress: `自报 60%，指标 50%，节点 1/2`."""
+        parts = []
+        if self.reported is not None:
+            parts.append(f"自报 {format_percent(self.reported)}%")
+        if self.targets is not None:
+            parts.append(f"指标完成 {format_percent(self.targets)}%")
+        if self.milestones_total:
+            parts.append(f"节点完成 {self.milestones_done}/{self.milestones_total}")
+        if not parts:
+            return "尚未报送"
+        if len(parts) > 1 and self.percent is not None:
+            parts.append(f"综合 {format_percent(self.percent)}%")
+        return "，".join(parts)
+
+
+def format_percent(value: Fraction) -> str:
+    """A percentage or point gap for people: whole numbers bare, else one decimal."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    tenths = math.floor(value * 10 + Fraction(1, 2))
+    if tenths % 10 == 0:
+        return str(tenths // 10)
+    sign = "-" if tenths < 0 else ""
+    tenths = abs(tenths)
+    return f"{sign}{tenths // 10}.{tenths % 10}"
+
+
+def task_progress(
+    *,
+    reported_percent: float | None,
+    targets: Sequence[IndicatorProgress],
+    milestones: Sequence[MilestoneProgress],
+    weights: ProgressWeights,
+) -> TaskProgress:
+    """A task's progress (docs/domain.md §5 Progress): the weighted mean of the figures it has.
+
+    The figures are the lead unit's reported percent (None before any report), the mean
+    attainment of the targets that have an actual, and the share of milestones done. A
+    figure the task lacks, or whose weight is 0, is left out and the weights renormalise over
+    the rest, so a target with no actual yet does not pull progress to 0 and the reported
+    percent stands alone when nothing else is known. None when no figure is present.
     """
-    if not reported:
-        return None
-    if nodes:
-        return rolled_up_percent(nodes)
-    return float(reported_percent)
+    reported = _fraction(reported_percent, "percent") if reported_percent is not None else None
+    attained = _mean(targets)
+    done = sum(1 for m in milestones if m.done)
+    share = Fraction(100 * done, len(milestones)) if milestones else None
+    figures = [
+        (reported, weights.reported),
+        (attained, weights.targets),
+        (share, weights.milestones),
+    ]
+    total_weight = Fraction(0)
+    weighted = Fraction(0)
+    for value, weight in figures:
+        if value is None or weight == 0:
+            continue
+        w = _fraction(weight, "weight")
+        total_weight += w
+        weighted += value * w
+    return TaskProgress(
+        percent=weighted / total_weight if total_weight else None,
+        reported=reported,
+        targets=attained,
+        milestones_done=done,
+        milestones_total=len(milestones),
+    )

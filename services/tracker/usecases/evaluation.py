@@ -6,15 +6,20 @@ import datetime as dt
 
 from services.tracker import metrics
 from services.tracker.assessment import assess
+from services.tracker.domain.lights import LightPolicy
 from services.tracker.orm import Task, TaskAction
 from services.tracker.usecases.ports import UnitOfWork
 from shared import topics
 from shared.events import TaskConditionChanged, new_event_id
 
 
-def reevaluate(uow: UnitOfWork, task: Task, *, now: dt.datetime) -> bool:
-    """Recompute the task's light; announce it through the outbox if its condition changed."""
-    assessment = assess(task, now=now)
+def reevaluate(
+    uow: UnitOfWork, task: Task, *, now: dt.datetime, policy: LightPolicy | None = None
+) -> bool:
+    """Recompute the task's light by `policy` (default: the supervision policy in force);
+    announce it through the outbox if its condition changed."""
+    assessment = assess(task, now=now, policy=policy)
+    task.progress = assessment.progress
     task.next_evaluation_at = assessment.next_evaluation_at
     task.days_overdue = assessment.days_overdue
     task.light_reasons = list(assessment.reasons)
@@ -32,7 +37,12 @@ def reevaluate(uow: UnitOfWork, task: Task, *, now: dt.datetime) -> bool:
                 actor_unit=None,
                 actor_key_id=None,
                 at=now,
-                details={"from": previous, "to": task.light, "reasons": list(assessment.reasons)},
+                details={
+                    "from": previous,
+                    "to": task.light,
+                    "reasons": list(assessment.reasons),
+                    "policy_version": assessment.policy_version,
+                },
             )
         )
     # Day counters are left out: the notifier derives them from red_since and due.

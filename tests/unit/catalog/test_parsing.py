@@ -89,8 +89,18 @@ def test_continuous_deadline_json_has_a_cadence() -> None:
 
 def test_targets_json_values_are_numbers() -> None:
     task = parsed_seed("002").to_json_dict()["tasks"][4]
-    assert {"indicator": "城镇新增就业", "value": 350000, "unit": "人"} in task["targets"]
-    assert {"indicator": "城镇调查失业率", "value": 5.5, "unit": "%"} in task["targets"]
+    assert {
+        "indicator": "城镇新增就业",
+        "value": 350000,
+        "unit": "人",
+        "direction": "at_least",
+    } in task["targets"]
+    assert {
+        "indicator": "城镇调查失业率",
+        "value": 5.5,
+        "unit": "%",
+        "direction": "at_most",
+    } in task["targets"]
 
 
 def test_document_code_depends_on_title_and_year_not_on_spelling() -> None:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from services.tracker.domain.lights import TaskSnapshot
+from services.tracker.domain import lights
+from services.tracker.domain.cadence import ReportDue
+from services.tracker.domain.lights import Evaluation, LightPolicy, TaskSnapshot
+from services.tracker.policy.supervision import default_supervision_policy
 from shared.clock import SHANGHAI
 from shared.vocabulary import DeadlineKind, TaskStatus
 
@@ -36,3 +40,25 @@ def task(**overrides: Any) -> TaskSnapshot:
     }
     fields.update(overrides)
     return TaskSnapshot(**fields)
+
+
+# The shipped policy's rules on plain calendar days: the rules the tests below were written
+# for. Tests of the working calendar build their own with `policy(calendar=...)`.
+POLICY: LightPolicy = replace(default_supervision_policy().light_policy(), calendar=None)
+
+
+def policy(**overrides: Any) -> LightPolicy:
+    """The shipped rules with `overrides`."""
+    return replace(POLICY, **overrides)
+
+
+def light_of(snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy = POLICY) -> Evaluation:
+    """`domain.lights.light_of`, by the shipped rules unless told otherwise."""
+    return lights.light_of(snapshot, now=now, policy=policy)
+
+
+def owed_report(
+    snapshot: TaskSnapshot, *, now: datetime, policy: LightPolicy = POLICY
+) -> ReportDue | None:
+    """`domain.lights.owed_report`, by the shipped rules unless told otherwise."""
+    return lights.owed_report(snapshot, now=now, policy=policy)

@@ -8,6 +8,7 @@ import pytest
 
 from services.tracker.domain.cadence import (
     Cadence,
+    DueRule,
     ReportPeriod,
     due_report,
     filed_on_time,
@@ -91,16 +92,16 @@ def test_next_period_crosses_year_ends() -> None:
 )
 def test_report_due_dates(key: str, due_day: int, due: date) -> None:
     period = ReportPeriod.parse(key)
-    assert period.report_due_date(due_day) == due
-    assert period.report_missed_from(due_day) == sh(due.year, due.month, due.day) + timedelta(
-        days=1
-    )
+    assert period.report_due_date(DueRule(due_day=due_day)) == due
+    assert period.report_missed_from(DueRule(due_day=due_day)) == sh(
+        due.year, due.month, due.day
+    ) + timedelta(days=1)
 
 
 @pytest.mark.parametrize("due_day", [0, 32, -1])
 def test_bad_due_days_are_rejected(due_day: int) -> None:
     with pytest.raises(ValueError, match="due_day"):
-        month("2022-01").report_due_date(due_day)
+        month("2022-01").report_due_date(DueRule(due_day=due_day))
 
 
 def test_periods_overlapping_the_task_include_partial_first_and_last() -> None:
@@ -137,7 +138,7 @@ def test_missed_report_counts_days_from_its_due_date() -> None:
     owed = due_report(M, date(2022, 1, 1), sh(2022, 2, 17, 9), [])
     assert owed is not None
     assert (owed.missed, owed.days_missed, owed.missed_count) == (True, 12, 1)
-    assert owed.text_zh == "月报逾期 12 天"
+    assert owed.text_zh == "2022年1月月报逾期 12 天"
 
 
 def test_several_missed_reports_report_the_oldest_and_count_all() -> None:
@@ -146,7 +147,7 @@ def test_several_missed_reports_report_the_oldest_and_count_all() -> None:
     assert owed is not None
     assert owed.period == month("2022-01")
     assert (owed.days_missed, owed.missed_count) == (59, 2)
-    assert owed.text_zh == "月报逾期 59 天（累计缺报 2 期）"
+    assert owed.text_zh == "2022年1月月报逾期 59 天（累计缺报 2 期）"
 
 
 def test_a_gap_after_received_reports_is_what_is_owed() -> None:
@@ -198,7 +199,7 @@ def test_quarterly_reports_are_due_the_fifth_after_the_quarter() -> None:
     assert owed is not None and not owed.missed
     owed = due_report(Q, date(2022, 1, 1), sh(2022, 4, 16), [])
     assert owed is not None and owed.missed
-    assert owed.text_zh == "季报逾期 11 天"
+    assert owed.text_zh == "2022年第1季度季报逾期 11 天"
     received = {ReportPeriod.parse("2022-Q1")}
     owed = due_report(Q, date(2022, 1, 1), sh(2022, 6, 30), received)
     assert owed is not None and owed.period == ReportPeriod.parse("2022-Q2")
@@ -207,11 +208,11 @@ def test_quarterly_reports_are_due_the_fifth_after_the_quarter() -> None:
 
 def test_leap_year_february_report_with_month_end_due_day() -> None:
     # Reports due on the last day of the next month: January 2024 is due 2024-02-29.
-    owed = due_report(M, date(2024, 1, 1), sh(2024, 2, 29, 23, 59), [], due_day=31)
+    owed = due_report(M, date(2024, 1, 1), sh(2024, 2, 29, 23, 59), [], rule=DueRule(due_day=31))
     assert owed is not None and not owed.missed and owed.due_date == date(2024, 2, 29)
-    owed = due_report(M, date(2024, 1, 1), sh(2024, 3, 1), [], due_day=31)
+    owed = due_report(M, date(2024, 1, 1), sh(2024, 3, 1), [], rule=DueRule(due_day=31))
     assert owed is not None and owed.missed and owed.days_missed == 1
-    owed = due_report(M, date(2023, 1, 1), sh(2023, 3, 1), [], due_day=31)
+    owed = due_report(M, date(2023, 1, 1), sh(2023, 3, 1), [], rule=DueRule(due_day=31))
     assert owed is not None and owed.due_date == date(2023, 2, 28) and owed.days_missed == 1
 
 

@@ -9,16 +9,14 @@ import pytest
 from services.tracker.domain.cadence import Cadence, ReportPeriod, report_periods
 from services.tracker.domain.lights import (
     Evaluation,
-    LightPolicy,
     LightReason,
     MilestoneSnapshot,
     ReasonCode,
-    light_of,
 )
 from shared.clock import NaiveDatetimeError
 from shared.vocabulary import DeadlineKind, Light, TaskStatus
 
-from ._support import sh, task, utc
+from ._support import light_of, policy, sh, task, utc
 
 
 def texts(evaluation: Evaluation) -> list[str]:
@@ -117,11 +115,11 @@ def test_missing_report_past_its_due_date_is_red() -> None:
     )
     result = light_of(snapshot, now=sh(2022, 4, 17, 8))
     assert result.light is Light.RED
-    assert texts(result) == ["月报逾期 12 天"]
+    assert texts(result) == ["2022年3月月报逾期 12 天"]
     assert codes(result) == [ReasonCode.REPORT_MISSING]
     assert result.days_overdue == 12
     assert result.red_since == sh(2022, 4, 6)
-    assert result.summary == "red: 月报逾期 12 天"
+    assert result.summary == "red: 2022年3月月报逾期 12 天"
 
 
 def test_report_filed_the_minute_before_the_deadline_keeps_the_task_out_of_red() -> None:
@@ -152,7 +150,7 @@ def test_a_returned_latest_report_does_not_count_as_received() -> None:
     )
     result = light_of(snapshot, now=sh(2022, 4, 8))
     assert result.light is Light.RED
-    assert texts(result) == ["月报逾期 3 天"]
+    assert texts(result) == ["2022年3月月报逾期 3 天"]
 
 
 def test_quarterly_cadence_from_the_document() -> None:
@@ -160,7 +158,7 @@ def test_quarterly_cadence_from_the_document() -> None:
     assert light_of(snapshot, now=sh(2022, 4, 5, 23, 59)).light is Light.GREEN
     assert light_of(snapshot, now=sh(2022, 4, 5, 23, 59)).next_evaluation_at == sh(2022, 4, 6)
     result = light_of(snapshot, now=sh(2022, 4, 6))
-    assert (result.light, texts(result)) == (Light.RED, ["季报逾期 1 天"])
+    assert (result.light, texts(result)) == (Light.RED, ["2022年第1季度季报逾期 1 天"])
 
 
 def test_cadence_applies_to_dated_tasks_only_when_stated() -> None:
@@ -180,13 +178,13 @@ def test_endless_continuous_task_reports_monthly_forever() -> None:
     assert light_of(snapshot, now=sh(2026, 2, 5, 23)).light is Light.GREEN
     result = light_of(snapshot, now=sh(2031, 2, 6))
     assert result.light is Light.RED
-    assert result.reasons[0].text_zh.startswith("月报逾期 ")
+    assert result.reasons[0].text_zh.startswith("2026年1月月报逾期 ")
 
 
 def test_default_continuous_cadence_can_be_switched_off() -> None:
     snapshot = task(deadline_kind=DeadlineKind.CONTINUOUS)
-    policy = LightPolicy(default_continuous_cadence=None)
-    result = light_of(snapshot, now=sh(2022, 5, 1), policy=policy)
+    rules = policy(default_continuous_cadence=None)
+    result = light_of(snapshot, now=sh(2022, 5, 1), policy=rules)
     assert result.light is Light.GREEN
     assert result.next_evaluation_at == sh(2022, 12, 16)
 
@@ -204,7 +202,7 @@ def test_overdue_milestone_is_red() -> None:
     assert texts(result) == ["节点「海河隧道」已逾期 10 天"]
     done = task(milestones=[MilestoneSnapshot("海河隧道", date(2022, 1, 31), done=True)])
     assert light_of(done, now=sh(2022, 2, 10)).light is Light.GREEN
-    unlit = LightPolicy(light_milestones=False)
+    unlit = policy(light_milestones=False)
     assert light_of(snapshot, now=sh(2022, 2, 10), policy=unlit).light is Light.GREEN
 
 
@@ -219,7 +217,7 @@ def test_red_counts_the_longest_overdue_and_lists_every_red_reason() -> None:
     assert texts(result) == [
         "已逾期 10 天",
         "节点「一期」已逾期 101 天",
-        "月报逾期 35 天（累计缺报 2 期）",
+        "2022年5月月报逾期 35 天（累计缺报 2 期）",
     ]
     assert result.days_overdue == 101
     assert result.red_since == sh(2022, 4, 1)
@@ -257,7 +255,7 @@ def test_extension_also_extends_the_reporting_span() -> None:
         extended_due=date(2023, 2, 28),
     )
     assert light_of(snapshot, now=sh(2023, 2, 6)).light is Light.RED
-    assert texts(light_of(snapshot, now=sh(2023, 2, 6))) == ["月报逾期 1 天"]
+    assert texts(light_of(snapshot, now=sh(2023, 2, 6))) == ["2023年1月月报逾期 1 天"]
 
 
 def test_extension_without_due_date_is_rejected() -> None:
@@ -286,10 +284,10 @@ def test_due_within_fifteen_days_is_yellow(now: datetime, light: Light, reason: 
 
 
 def test_due_soon_window_is_configurable() -> None:
-    policy = LightPolicy(due_soon_days=30)
-    assert light_of(task(), now=sh(2022, 12, 1), policy=policy).light is Light.YELLOW
-    assert light_of(task(), now=sh(2022, 11, 30), policy=policy).light is Light.GREEN
-    assert light_of(task(), now=sh(2022, 11, 30), policy=policy).next_evaluation_at == sh(
+    rules = policy(due_soon_days=30)
+    assert light_of(task(), now=sh(2022, 12, 1), policy=rules).light is Light.YELLOW
+    assert light_of(task(), now=sh(2022, 11, 30), policy=rules).light is Light.GREEN
+    assert light_of(task(), now=sh(2022, 11, 30), policy=rules).next_evaluation_at == sh(
         2022, 12, 1
     )
 
@@ -308,12 +306,12 @@ def test_milestone_due_soon_is_yellow() -> None:
     [
         # 73 days elapsed on Mar 15 -> 20% exactly; 0 reported -> gap 20, not more than 20.
         (0, sh(2022, 3, 15), Light.GREEN, None),
-        (0, sh(2022, 3, 16), Light.YELLOW, "序时进度落后 20.3 个百分点"),
+        (0, sh(2022, 3, 16), Light.YELLOW, "序时进度落后 20.3 个百分点（自报 0%，序时 20.3%）"),
         # 182.5 days would be 50%; Jul 3 (183 elapsed) is 50.1% -> gap 20.1 over 30 reported.
         (30, sh(2022, 7, 2, 23, 59), Light.GREEN, None),
-        (30, sh(2022, 7, 3), Light.YELLOW, "序时进度落后 20.1 个百分点"),
+        (30, sh(2022, 7, 3), Light.YELLOW, "序时进度落后 20.1 个百分点（自报 30%，序时 50.1%）"),
         # 146 days elapsed on May 27 -> exactly 40%; 15 reported -> gap 25 exactly.
-        (15, sh(2022, 5, 27, 9), Light.YELLOW, "序时进度落后 25 个百分点"),
+        (15, sh(2022, 5, 27, 9), Light.YELLOW, "序时进度落后 25 个百分点（自报 15%，序时 40%）"),
         (33.3, sh(2022, 7, 3), Light.GREEN, None),
         (100, sh(2022, 12, 15), Light.GREEN, None),
     ],
@@ -331,14 +329,16 @@ def test_pro_rata_in_a_leap_year_uses_366_days() -> None:
     snapshot = task(start_date=date(2024, 1, 1), due_date=date(2024, 12, 31), latest_percent=0)
     assert light_of(snapshot, now=sh(2024, 3, 14, 23, 59)).light is Light.GREEN
     assert light_of(snapshot, now=sh(2024, 3, 14, 23, 59)).next_evaluation_at == sh(2024, 3, 15)
-    assert texts(light_of(snapshot, now=sh(2024, 3, 15))) == ["序时进度落后 20.2 个百分点"]
+    assert texts(light_of(snapshot, now=sh(2024, 3, 15))) == [
+        "序时进度落后 20.2 个百分点（自报 0%，序时 20.2%）"
+    ]
 
 
 def test_no_report_counts_as_zero_percent_unless_configured() -> None:
     snapshot = task(latest_percent=None)
     assert light_of(snapshot, now=sh(2022, 6, 1)).light is Light.YELLOW
-    policy = LightPolicy(missing_percent_counts_as_zero=False)
-    assert light_of(snapshot, now=sh(2022, 6, 1), policy=policy).light is Light.GREEN
+    rules = policy(missing_percent_counts_as_zero=False)
+    assert light_of(snapshot, now=sh(2022, 6, 1), policy=rules).light is Light.GREEN
 
 
 def test_pro_rata_is_not_applied_to_continuous_or_undated_tasks() -> None:
@@ -352,9 +352,9 @@ def test_pro_rata_is_not_applied_to_continuous_or_undated_tasks() -> None:
 
 
 def test_threshold_is_configurable() -> None:
-    policy = LightPolicy(behind_schedule_points=10)
+    rules = policy(behind_schedule_points=10)
     snapshot = task(latest_percent=30)
-    assert light_of(snapshot, now=sh(2022, 6, 1), policy=policy).light is Light.YELLOW
+    assert light_of(snapshot, now=sh(2022, 6, 1), policy=rules).light is Light.YELLOW
     assert light_of(snapshot, now=sh(2022, 6, 1)).light is Light.GREEN
 
 
@@ -363,9 +363,9 @@ def test_blockers_in_the_latest_report_are_yellow() -> None:
     assert result.light is Light.YELLOW
     assert texts(result) == ["报告反映梗阻障碍"]
     assert result.next_evaluation_at == sh(2022, 12, 16)
-    policy = LightPolicy(blockers_are_yellow=False)
+    rules = policy(blockers_are_yellow=False)
     assert (
-        light_of(task(latest_report_has_blockers=True), now=sh(2022, 6, 1), policy=policy).light
+        light_of(task(latest_report_has_blockers=True), now=sh(2022, 6, 1), policy=rules).light
         is Light.GREEN
     )
 
@@ -457,7 +457,7 @@ def test_percent_outside_zero_to_hundred_is_rejected(percent: float) -> None:
 )
 def test_bad_policies_are_rejected(overrides: dict[str, int]) -> None:
     with pytest.raises(ValueError):
-        LightPolicy(**overrides)  # type: ignore[arg-type]
+        policy(**overrides)
 
 
 def test_snapshots_are_values() -> None:

@@ -16,7 +16,6 @@ import pytest
 from services.tracker.domain.cadence import Cadence, ReportPeriod, report_periods
 from services.tracker.domain.lights import (
     Evaluation,
-    LightPolicy,
     MilestoneSnapshot,
     TaskSnapshot,
     light_of,
@@ -24,12 +23,14 @@ from services.tracker.domain.lights import (
 from shared.clock import SHANGHAI, shanghai_date, start_of_day
 from shared.vocabulary import DeadlineKind, TaskStatus
 
+from ._support import policy
+
 ONE_MICROSECOND = timedelta(microseconds=1)
 CASES = 400
 POLICIES = [
-    LightPolicy(),
-    LightPolicy(due_soon_days=0, behind_schedule_points=0, report_due_day=31),
-    LightPolicy(due_soon_days=30, behind_schedule_points=12.5, default_continuous_cadence=None),
+    policy(),
+    policy(due_soon_days=0, behind_schedule_points=0, report_due_day=31),
+    policy(due_soon_days=30, behind_schedule_points=12.5, default_continuous_cadence=None),
 ]
 
 
@@ -115,25 +116,25 @@ def test_result_is_constant_until_next_evaluation_at_and_changes_there(seed: int
     changed_count = 0
     for _ in range(CASES):
         snapshot = _random_snapshot(rng)
-        policy = rng.choice(POLICIES)
+        rules = rng.choice(POLICIES)
         reference = snapshot.due_date or snapshot.effective_start
         now = _random_instant(rng, _random_day(rng, reference, 120))
-        result = light_of(snapshot, now=now, policy=policy)
-        context = f"seed={seed} now={now.isoformat()} policy={policy} snapshot={snapshot}"
+        result = light_of(snapshot, now=now, policy=rules)
+        context = f"seed={seed} now={now.isoformat()} policy={rules} snapshot={snapshot}"
         following = result.next_evaluation_at
 
         if following is None:
-            later = light_of(snapshot, now=now + timedelta(days=3650), policy=policy)
+            later = light_of(snapshot, now=now + timedelta(days=3650), policy=rules)
             assert later == result, context
             continue
 
         assert following > now, context
         assert following.astimezone(SHANGHAI) == start_of_day(shanghai_date(following)), context
-        just_before = light_of(snapshot, now=following - ONE_MICROSECOND, policy=policy)
+        just_before = light_of(snapshot, now=following - ONE_MICROSECOND, policy=rules)
         assert just_before == result, context
         midway = now + (following - now) * rng.random()
-        assert light_of(snapshot, now=midway, policy=policy) == result, context
-        at_change = light_of(snapshot, now=following, policy=policy)
+        assert light_of(snapshot, now=midway, policy=rules) == result, context
+        at_change = light_of(snapshot, now=following, policy=rules)
         assert _result(at_change) != _result(result), context
         changed_count += 1
     # Guard against a generator that never exercises the interesting branch.

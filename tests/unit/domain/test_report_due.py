@@ -20,14 +20,12 @@ from services.tracker.domain.lights import (
     LightPolicy,
     ReasonCode,
     TaskSnapshot,
-    light_of,
-    owed_report,
 )
 from services.tracker.orm import Task
 from shared.clock import end_of_day, shanghai_date, start_of_day
 from shared.vocabulary import DeadlineKind, TaskStatus
 
-from ._support import sh, task
+from ._support import light_of, owed_report, policy, sh, task
 
 DAYS = re.compile(r"逾期 (\d+) 天")
 
@@ -79,7 +77,7 @@ def test_reason_and_report_due_at_agree_every_day(
     summary_due: date | None,
     due_day: int,
 ) -> None:
-    policy = LightPolicy(report_due_day=due_day)
+    rules = policy(report_due_day=due_day)
     monthly = list(report_periods(Cadence.MONTHLY, date(2022, 1, 1), date(2022, 12, 31)))
     quarterly = list(report_periods(Cadence.QUARTERLY, date(2022, 1, 1), date(2022, 12, 31)))
     received_sets: list[frozenset[ReportPeriod]] = [
@@ -100,7 +98,7 @@ def test_reason_and_report_due_at_agree_every_day(
         day = date(2022, 1, 1)
         while day <= date(2023, 3, 10):
             for now in (sh(day.year, day.month, day.day), sh(day.year, day.month, day.day, 23, 59)):
-                _assert_agree(snapshot, now, policy)
+                _assert_agree(snapshot, now, rules)
             day += timedelta(days=1)
 
 

@@ -1,0 +1,1 @@
+"""The supervision policy (督办规则): the tracker's light, progress and reporting rules."""
