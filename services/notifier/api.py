@@ -63,6 +63,10 @@ class NotificationView(BaseModel):
     respond_by: dt.date | None
     created_at: dt.datetime
     delivered_at: dt.datetime | None
+    not_before: dt.datetime | None = Field(
+        description="免打扰时段：不早于此时发送（为空则即时发送）"
+    )
+    held: bool = Field(description="待发：按免打扰时段暂缓，到 not_before 时发送")
 
 
 class NotificationPage(BaseModel):
@@ -387,7 +391,8 @@ def create_app(
     workers_session_factory: sessionmaker[Session] | None = None,
     channels: Mapping[ChannelKind, Channel] | None = None,
 ) -> FastAPI:
-    """Build the notifier app; raises PolicyError or ContactsError if a config file is bad.
+    """Build the notifier app; raises PolicyError, ContactsError or CalendarError if a config
+    file is bad.
 
     The workers use `workers_session_factory` (their own pool) if given, else the request one.
     """

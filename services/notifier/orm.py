@@ -140,6 +140,8 @@ class NotificationRow(Base):
     policy_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # Held by quiet hours: the dispatcher composes it only from this instant on (null: at once).
+    not_before: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (
         Index(

@@ -179,10 +179,14 @@ class SqlNotifications:
             select(NotificationRow).where(NotificationRow.id == any_(uuid_array(ids)))
         )
 
-    def unclaimed(self, limit: int) -> list[NotificationRecord]:
+    def unclaimed(self, limit: int, *, now: dt.datetime) -> list[NotificationRecord]:
         return self._records(
             select(NotificationRow)
-            .where(NotificationRow.status == PENDING, NotificationRow.digest_id.is_(None))
+            .where(
+                NotificationRow.status == PENDING,
+                NotificationRow.digest_id.is_(None),
+                or_(NotificationRow.not_before.is_(None), NotificationRow.not_before <= now),
+            )
             .order_by(
                 NotificationRow.recipient_role,
                 NotificationRow.recipient,

@@ -67,6 +67,13 @@ class NotificationRecord:
     policy_fingerprint: str | None
     created_at: dt.datetime
     delivered_at: dt.datetime | None
+    # Held by quiet hours until this instant; None: it may go at once.
+    not_before: dt.datetime | None = None
+
+    @property
+    def held(self) -> bool:
+        """Pending and waiting for quiet hours to end (see `not_before`)."""
+        return self.status == PENDING and self.not_before is not None
 
 
 @dataclass
@@ -186,9 +193,10 @@ class Notifications(Protocol):
         """The notifications with these ids."""
         ...
 
-    def unclaimed(self, limit: int) -> list[NotificationRecord]:
-        """Pending notifications no digest has claimed, locked (skipping rows others hold),
-        ordered by recipient role, recipient, channel, window and creation."""
+    def unclaimed(self, limit: int, *, now: dt.datetime) -> list[NotificationRecord]:
+        """Pending notifications no digest has claimed and none holds past `now` (quiet
+        hours), locked (skipping rows others hold), ordered by recipient role, recipient,
+        channel, window and creation."""
         ...
 
     def of_digest(

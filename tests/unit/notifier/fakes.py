@@ -119,8 +119,14 @@ class FakeNotifications:
     def by_ids(self, ids: Sequence[uuid.UUID]) -> list[NotificationRecord]:
         return [_copy(self._t.notifications[i]) for i in ids if i in self._t.notifications]
 
-    def unclaimed(self, limit: int) -> list[NotificationRecord]:
-        rows = [r for r in self._rows if r.status == PENDING and r.digest_id is None]
+    def unclaimed(self, limit: int, *, now: dt.datetime) -> list[NotificationRecord]:
+        rows = [
+            r
+            for r in self._rows
+            if r.status == PENDING
+            and r.digest_id is None
+            and (r.not_before is None or r.not_before <= now)
+        ]
         rows.sort(
             key=lambda r: (r.recipient_role, r.recipient, r.channel, r.window_start, r.created_at)
         )
