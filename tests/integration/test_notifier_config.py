@@ -25,8 +25,9 @@ from shared.clock import FixedClock
 from shared.db import UnitOfWork, make_engine, make_session_factory
 from shared.events import TaskConditionChanged
 from shared.kafka import MessagePosition
+from tests.policy_text import without_quiet_hours
 
-from .test_notifier_support import condition, sh, without_quiet_hours
+from .test_notifier_support import condition, sh
 
 pytestmark = pytest.mark.integration
 

@@ -34,6 +34,7 @@ from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork
 from shared.events import ApiKeyPublished, TaskConditionChanged, encode
 from shared.kafka import ensure_topics
+from tests.policy_text import without_quiet_hours
 
 from .stack import FAST, wait_until
 
@@ -142,13 +143,6 @@ def publish_events(bootstrap: str, *events: TaskConditionChanged) -> None:
     producer.close()
 
 
-def without_quiet_hours(text: str) -> str:
-    """A shipped policy's text with its quiet hours block removed: every level at any hour."""
-    start = text.index("quiet_hours:")
-    end = text.index("levels: [1, 2]\n", start) + len("levels: [1, 2]\n")
-    return text[:start] + text[end:]
-
-
 def any_hour_policy(directory: Path) -> Path:
     """The local policy (every recipient on the inbox) without quiet hours, as a file: for
     tests that walk the ladder day by day across weekends (quiet hours have their own)."""
@@ -158,9 +152,13 @@ def any_hour_policy(directory: Path) -> Path:
     return path
 
 
-def write_policy(path: Path, *, channels: Mapping[str, str], **replacements: str) -> Path:
-    """The shipped default policy with each role's channels replaced (`role: "[webhook]"`)."""
-    lines = DEFAULT_POLICY_PATH.read_text(encoding="utf-8").splitlines()
+def write_policy(
+    path: Path, *, channels: Mapping[str, str], quiet_hours: bool = True, **replacements: str
+) -> Path:
+    """The shipped default policy with each role's channels replaced (`role: "[webhook]"`);
+    `quiet_hours=False` drops its quiet hours (every level at any hour)."""
+    text = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
+    lines = (text if quiet_hours else without_quiet_hours(text)).splitlines()
     out: list[str] = []
     role = ""
     for line in lines:

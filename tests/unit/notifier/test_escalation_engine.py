@@ -123,11 +123,9 @@ def test_without_the_inhibit_rule_red_and_report_due_both_notify() -> None:
 def default_policy_text() -> str:
     """The shipped policy's text without its quiet hours (see `Simulator`)."""
     from services.notifier.escalation.policy import DEFAULT_POLICY_PATH
+    from tests.policy_text import without_quiet_hours
 
-    text = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
-    start = text.index("quiet_hours:")
-    end = text.index("levels: [1, 2]\n", start) + len("levels: [1, 2]\n")
-    return text[:start] + text[end:]
+    return without_quiet_hours(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
 
 
 def test_report_coming_due_reminds_a_green_task() -> None:

@@ -22,6 +22,7 @@ from services.notifier.usecases.digests import compose_digests
 from services.notifier.usecases.folding import apply_task_event
 from services.notifier.usecases.tick import run_tick
 from shared.workcal import WorkCalendar, standard_calendar
+from tests.policy_text import without_quiet_hours
 
 from ._builders import SHANGHAI, any_hour, task
 from ._scenario import POSITION, task_event
@@ -184,10 +185,7 @@ def test_the_shipped_policies_hold_reminders_and_notices_to_working_hours() -> N
 
 
 def test_a_policy_without_quiet_hours_sends_at_any_time_and_hashes_without_them() -> None:
-    text = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
-    start = text.index("quiet_hours:")
-    end = text.index("levels: [1, 2]\n", start) + len("levels: [1, 2]\n")
-    without = parse_policy(text[:start] + text[end:])
+    without = parse_policy(without_quiet_hours(DEFAULT_POLICY_PATH.read_text(encoding="utf-8")))
     assert without.quiet_hours is None
     assert "quiet_hours" not in without.model_dump(mode="json", exclude={"quiet_hours"})
     assert without.fingerprint != default_policy().fingerprint
