@@ -155,7 +155,7 @@ class TaskConditionChanged(EventBase):
 
 
 class TaskActionRecorded(EventBase):
-    """A unit or the office acted on a task (退回, 延期, 申请销号, 销号, 重新启用, 签收…).
+    """A unit or the office acted on a task (退回, 接受, 延期, 申请销号, 销号, 重新启用…).
 
     Published by tracker for the timeline and downstream consumers; the condition change it
     may cause follows as its own `task.condition_changed`.
@@ -166,6 +166,7 @@ class TaskActionRecorded(EventBase):
     task_code: ShortText
     action: Literal[
         "report_returned",
+        "report_accepted",
         "extension_requested",
         "extension_granted",
         "extension_refused",

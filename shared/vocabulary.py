@@ -1,4 +1,5 @@
-"""The names every service shares: lights, task statuses, roles, deadline kinds, levels.
+"""The names every service shares: lights, task statuses, roles, deadline kinds, levels,
+the kinds of pending decision.
 
 One definition each (docs/domain.md). They are `StrEnum`s (levels: `IntEnum`), so a member
 is its wire value: events, database columns, query parameters and JSON stay the same plain
@@ -97,6 +98,14 @@ class UnitRole(StrEnum):
     def label_zh(self) -> str:
         """牵头单位 / 配合单位."""
         return "牵头单位" if self is UnitRole.LEAD else "配合单位"
+
+
+class DecisionKind(StrEnum):
+    """What an item of the office's queue of pending decisions asks for (docs/domain.md §3)."""
+
+    REPORT_REVIEW = "report_review"  # 审核报告: 接受 or 退回
+    EXTENSION_REQUEST = "extension_request"  # 审批延期: 同意 or 不同意
+    COMPLETION_REQUEST = "completion_request"  # 核验申请销号: 销号 or 退回
 
 
 class DeadlineKind(StrEnum):

@@ -17,7 +17,7 @@ from services.notifier.refusals import Refused
 from shared.events import ApiKeyPublished
 
 # Who may do what with escalations (roles of the directory's API keys).
-OFFICE_ROLES = frozenset({"supervisor", "admin"})  # 督查室: snoozes, any acknowledgement
+OFFICE_ROLES = frozenset({"supervisor", "admin"})  # 督查室: snoozes and their cancelling
 SEES_EVERYTHING = frozenset({"supervisor", "admin", "operator", "leader"})
 ACKNOWLEDGES_ANY = frozenset({"supervisor", "admin", "leader"})
 
@@ -104,7 +104,7 @@ def acknowledgement_scope(
     return EVERYTHING
 
 
-def require_office(who: ApiKeyPublished) -> None:
-    """Only the supervising office (督查室) may snooze."""
+def require_office(who: ApiKeyPublished, *, what_zh: str = "暂停督办") -> None:
+    """Only the supervising office (督查室) may snooze, or cancel a snooze."""
     if who.role not in OFFICE_ROLES:
-        raise Refused("office_only", "只有督查室可以暂停督办", 403)
+        raise Refused("office_only", f"只有督查室可以{what_zh}", 403)

@@ -1,4 +1,5 @@
-"""The notifier's HTTP API: the notification log, 签收, snoozes, health and metrics.
+"""The notifier's HTTP API: the notification log, 签收, snoozes (and their cancelling), health
+and metrics.
 
 Routes and dependencies are module-level and read the app's resources from `app.state`
 (session factory, workers, clock), so each can be tested alone; the edge
@@ -62,6 +63,10 @@ class NotificationView(BaseModel):
     respond_by: dt.date | None
     created_at: dt.datetime
     delivered_at: dt.datetime | None
+    not_before: dt.datetime | None = Field(
+        description="免打扰时段：不早于此时发送（为空则即时发送）"
+    )
+    held: bool = Field(description="待发：按免打扰时段暂缓，到 not_before 时发送")
 
 
 class NotificationPage(BaseModel):
@@ -115,6 +120,8 @@ class SnoozeView(BaseModel):
     by_role: str
     by_name: str
     created_at: dt.datetime
+    cancelled_at: dt.datetime | None = Field(default=None, description="取消时间；未取消为空")
+    cancelled_by: str | None = Field(default=None, description="取消人")
 
 
 class EscalationsView(BaseModel):
@@ -347,6 +354,33 @@ def post_snooze(
     return view
 
 
+@router.delete(
+    "/v1/tasks/{code}/snoozes/{snooze_id}",
+    response_model=SnoozeView,
+    tags=["escalation"],
+    responses=WRITE,
+)
+def cancel_snooze(
+    request: Request,
+    db: UowDep,
+    who: Who,
+    workers: WorkersDep,
+    now: NowDep,
+    code: TaskCode,
+    snooze_id: uuid.UUID,
+) -> SnoozeView:
+    """Cancel a snooze before it ends (office only): escalation resumes at the next tick."""
+    row = escalations.cancel_snooze(
+        db, task_code=code, snooze_id=snooze_id, who=who, policy=workers.policy, now=now
+    )
+    view = SnoozeView.model_validate(row, from_attributes=True)
+    audit.record_write(db.session, request, principal=who, now=now, status=200)
+    db.commit()
+    log.info("escalation.snooze_cancelled", task=code, snooze=str(snooze_id), by=row.cancelled_by)
+    workers.request_tick()
+    return view
+
+
 @router.get(
     "/v1/tasks/{code}/escalations",
     response_model=EscalationsView,
@@ -379,7 +413,8 @@ def create_app(
     workers_session_factory: sessionmaker[Session] | None = None,
     channels: Mapping[ChannelKind, Channel] | None = None,
 ) -> FastAPI:
-    """Build the notifier app; raises PolicyError or ContactsError if a config file is bad.
+    """Build the notifier app; raises PolicyError, ContactsError or CalendarError if a config
+    file is bad.
 
     The workers use `workers_session_factory` (their own pool) if given, else the request one.
     """

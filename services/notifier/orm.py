@@ -131,6 +131,8 @@ class NotificationRow(Base):
     policy_fingerprint: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    # Held by quiet hours: the dispatcher composes it only from this instant on (null: at once).
+    not_before: Mapped[dt.datetime | None] = mapped_column(Timestamp)
 
     __table_args__ = (
         Index(
@@ -176,6 +178,10 @@ class SnoozeRow(Base):
     by_name: Mapped[str] = mapped_column(String(200))
     key_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    # Cancelled by the office before it ended: it silences nothing from then on.
+    cancelled_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    cancelled_by: Mapped[str | None] = mapped_column(String(200))
+    cancelled_key_id: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_snoozes_task_code", "task_code", "until"),)
 

@@ -52,6 +52,7 @@ from shared import topics
 from shared.clock import Clock
 from shared.directory import Directory, DirectoryFollower
 from shared.kafka import ConsumerLoop, ensure_topics
+from shared.workcal import load_calendar
 
 log = structlog.get_logger(__name__)
 
@@ -78,8 +79,9 @@ def build_channels(settings: NotifierSettings) -> dict[ChannelKind, Channel]:
 class NotifierWorkers:
     """Owns the policy and contacts in force, and every background thread of the notifier.
 
-    Construction validates the policy and contacts files: a malformed one raises
-    PolicyError or ContactsError naming file and line, and the service does not start.
+    Construction validates the policy, contacts and calendar override files: a malformed one
+    raises PolicyError, ContactsError or CalendarError naming file and line, and the service
+    does not start.
     """
 
     def __init__(
@@ -98,6 +100,8 @@ class NotifierWorkers:
         self._contacts_file = ContactsReloader(settings.contacts_path)
         self._config_lock = threading.Lock()
         self._policy = self._effective(self._policy_file.policy)
+        # Working days for quiet hours (shared/workcal.py); a bad override file stops start-up.
+        self.calendar = load_calendar(settings.calendar_overrides)
         self._owns_channels = channels is None
         self.channels: dict[ChannelKind, Channel] = (
             dict(channels) if channels is not None else build_channels(settings)
@@ -126,6 +130,7 @@ class NotifierWorkers:
         self._threads: list[threading.Thread] = []
         self._logged_gaps: set[tuple[str, int, str, dt.datetime]] = set()
         self._config_errors: dict[str, str] = {}
+        self._calendar_year: int | None = None
         self._started = False
         log.info(
             "escalation.policy", path=str(self._policy_file.path), **policy_summary(self._policy)
@@ -216,9 +221,20 @@ class NotifierWorkers:
         """Run one escalation tick now, at the service clock, in one transaction."""
         policy = self.policy
         now = self.clock.now()
+        year = now.astimezone(policy.zone).year
+        if policy.quiet_hours is not None and year != self._calendar_year:
+            # Quiet hours count working days: say once a year whether the calendar knows it.
+            self._calendar_year = year
+            self.calendar.report_year(year)
         try:
             with self.new_uow() as uow:
-                result = run_tick(uow, policy=policy, now=now, system_url=self.settings.system_url)
+                result = run_tick(
+                    uow,
+                    policy=policy,
+                    now=now,
+                    system_url=self.settings.system_url,
+                    calendar=self.calendar,
+                )
                 uow.commit()
         except Exception:
             metrics.TICKS.labels("failed").inc()

@@ -41,6 +41,11 @@ READ_TASKS = Permission(
     "该角色不能查看任务数据",
 )
 IMPORT_CATALOG = _needs(PrincipalRole.ADMIN, PrincipalRole.SUPERVISOR)
+# The queue of pending decisions: the office all of it, a leader its tasks' (`visible_tasks`).
+READ_DECISIONS = Permission(
+    (PrincipalRole.SUPERVISOR, PrincipalRole.ADMIN, PrincipalRole.LEADER),
+    "只有督查室和分管领导可以查看待办事项",
+)
 MANAGE_KEYS = _needs(PrincipalRole.ADMIN)
 READ_OPERATIONS = _needs(PrincipalRole.OPERATOR, PrincipalRole.ADMIN)
 

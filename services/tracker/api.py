@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from services.tracker import audit, metrics
 from services.tracker.domain.workflow import RuleViolation
 from services.tracker.policy.supervision import in_force, policy_summary
-from services.tracker.routes import actions, catalog, keys, ops, tasks
+from services.tracker.routes import actions, catalog, decisions, keys, ops, tasks
 from services.tracker.settings import TrackerSettings
 from services.tracker.usecases.workflow_actions import TaskNotFound
 from services.tracker.workers import TrackerWorkers
@@ -68,6 +68,6 @@ def create_app(
     app.state.run_workers = run_workers
     app.state.session_factory = session_factory
     app.add_exception_handler(TaskNotFound, task_not_found)
-    for module in (tasks, actions, catalog, keys, ops):
+    for module in (tasks, actions, decisions, catalog, keys, ops):
         app.include_router(module.router)
     return app

@@ -257,6 +257,9 @@ class Report(Base):
     submitted_at: Mapped[dt.datetime] = mapped_column(Timestamp)
     returned_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
     return_comment: Mapped[str | None] = mapped_column(Text)
+    # The office accepted it (接受): it has left the review queue (the timeline says who).
+    accepted_at: Mapped[dt.datetime | None] = mapped_column(Timestamp)
+    accept_comment: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[dt.datetime] = mapped_column(Timestamp, server_default=func.now())
 
     unit: Mapped[Unit] = relationship(lazy="joined")

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.tracker.orm import Report, Task
-from shared.vocabulary import Light, TaskStatus, UnitRole
+from shared.vocabulary import DecisionKind, Light, TaskStatus, UnitRole
 
 
 class MilestoneView(BaseModel):
@@ -46,6 +46,7 @@ class ReportView(BaseModel):
     returned_at: dt.datetime | None
     return_comment: str | None
     cites: list[uuid.UUID] = Field(description="引用的配合单位报送 (their event ids)")
+    accepted_at: dt.datetime | None
     details: dict[str, Any]
 
 
@@ -152,6 +153,40 @@ class TaskPage(BaseModel):
     offset: int
 
 
+class DecisionAction(BaseModel):
+    """A call that settles (or answers) a pending decision."""
+
+    method: str
+    path: str
+    label: str
+
+
+class PendingDecisionView(BaseModel):
+    """One item of the office's queue: what, about which task, from whom, since when."""
+
+    kind: DecisionKind = Field(
+        description="report_review 审核报告 · extension_request 审批延期 · "
+        "completion_request 核验申请销号"
+    )
+    task_code: str
+    task_title: str
+    unit: str = Field(description="报送或申请的单位")
+    since: dt.datetime = Field(description="报送或申请的时间；清单按此从早到晚排列")
+    todo: str = Field(description="待办事项")
+    actions: list[DecisionAction]
+    event_id: uuid.UUID | None = Field(description="待审核报告的回执编号")
+    period: str | None = Field(description="待审核报告的报送期")
+    requested_due: dt.date | None = Field(description="申请延至")
+
+
+class PendingDecisionPage(BaseModel):
+    """A page of pending decisions, oldest first; `next_cursor` fetches the next (null: last)."""
+
+    items: list[PendingDecisionView]
+    limit: int
+    next_cursor: str | None
+
+
 def task_summary(task: Task) -> TaskSummary:
     """The list view of a task."""
     return TaskSummary.model_validate(task)
@@ -236,6 +271,7 @@ def task_detail(task: Task, reports: list[Report]) -> TaskDetail:
                 returned_at=r.returned_at,
                 return_comment=r.return_comment,
                 cites=list(r.cites or ()),
+                accepted_at=r.accepted_at,
                 details=r.payload,
             )
             for r in reports

@@ -27,6 +27,7 @@ from shared.db import UnitOfWork
 from tests.faults.conftest import StackFactory
 from tests.faults.harness import ROOT, FaultStack, group_lag, wait_until
 from tests.faults.receiver import Delivery, WebhookReceiver
+from tests.policy_text import without_quiet_hours
 
 pytestmark = pytest.mark.faults
 
@@ -55,7 +56,9 @@ NOTIFIER_ENV = {
 
 def write_config(stack: FaultStack, receiver: WebhookReceiver) -> dict[str, str]:
     """The shipped local ladder on the webhook channel, and a contact for everyone in it."""
-    policy = LOCAL_POLICY.read_text("utf-8").replace("channels: [inbox]", "channels: [webhook]")
+    # At any hour: the clock (2 January 2023, 元旦) is a holiday, when quiet hours hold 督办.
+    policy = without_quiet_hours(LOCAL_POLICY.read_text("utf-8"))
+    policy = policy.replace("channels: [inbox]", "channels: [webhook]")
     assert "channels: [webhook]" in policy, "the local policy no longer names its channels so"
     with UnitOfWork(stack.session_factory) as uow:
         names = {name for (name,) in uow.session.execute(text("SELECT name FROM tracker.units"))}

@@ -116,11 +116,26 @@ def test_unclaimed_notifications_are_claimed_skipping_locked_ones(
         uow.notifications.add_new(rows)
         uow.commit()
     with SqlUnitOfWork(factory) as first, SqlUnitOfWork(factory) as second:
-        mine = first.notifications.unclaimed(2)
+        mine = first.notifications.unclaimed(2, now=sh(7, 1, 10))
         assert [r.id for r in mine] == [r.id for r in rows[:2]]
         # Another composer, while the first holds its rows, gets only the others.
-        theirs = second.notifications.unclaimed(10)
+        theirs = second.notifications.unclaimed(10, now=sh(7, 1, 10))
         assert [r.id for r in theirs] == [r.id for r in rows[2:]]
+
+
+def test_a_notification_held_by_quiet_hours_is_unclaimed_only_from_its_time(
+    factory: sessionmaker[Session],
+) -> None:
+    held = notification(OFFICE)
+    held.not_before = sh(7, 4, 8, 30)
+    with SqlUnitOfWork(factory) as uow:
+        uow.notifications.add_new([held])
+        uow.commit()
+    with SqlUnitOfWork(factory) as uow:
+        assert uow.notifications.unclaimed(10, now=sh(7, 4, 8, 29)) == []
+        (stored,) = uow.notifications.by_ids([held.id])
+        assert (stored.not_before, stored.held) == (sh(7, 4, 8, 30), True)
+        assert [r.id for r in uow.notifications.unclaimed(10, now=sh(7, 4, 8, 30))] == [held.id]
 
 
 def test_a_due_digest_is_locked_by_one_claimer_at_a_time(factory: sessionmaker[Session]) -> None:

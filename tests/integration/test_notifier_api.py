@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -225,3 +226,49 @@ def test_snoozes(database_url: str, broker: Broker) -> None:
             403,
             "not_responsible",
         )
+
+
+def delete(notifier: Notifier, path: str, who: str) -> tuple[int, Any]:
+    response = notifier.client.delete(path, headers=notifier.headers(who))
+    return response.status_code, response.json()
+
+
+def test_cancelling_a_snooze(database_url: str, broker: Broker) -> None:
+    with running_notifier(
+        notifier_settings(database_url, broker.bootstrap), start=sh(7, 1, 8)
+    ) as notifier:
+        red_tasks(notifier)
+        good = {"until": "2022-07-10T00:00:00+08:00", "reason": "等待审计结论"}
+        status, body = post(notifier, "/v1/tasks/T-A/snoozes", good, "supervisor")
+        assert status == 201, body
+        path = f"/v1/tasks/T-A/snoozes/{body['id']}"
+        before = len(notifier.notifications(task="T-A"))
+        notifier.at(sh(7, 4, 9))  # the 督办 repeat is due, but snoozed
+        assert len(notifier.notifications(task="T-A")) == before
+
+        status, body = delete(notifier, path, HOUSING)
+        assert (status, body["detail"]["code"]) == (403, "office_only")
+        status, body = delete(notifier, "/v1/tasks/T-A/snoozes/not-a-uuid", "supervisor")
+        assert (status, body["detail"][0]["loc"]) == (422, ["path", "snooze_id"])
+        unknown = "/v1/tasks/T-A/snoozes/00000000-0000-4000-8000-000000000000"
+        status, body = delete(notifier, unknown, "supervisor")
+        assert (status, body["detail"]["code"]) == (404, "unknown_snooze")
+        status, body = delete(notifier, path.replace("T-A", "T-B"), "supervisor")
+        assert (status, body["detail"]["code"]) == (404, "unknown_snooze")
+
+        notifier.clock.set(sh(7, 4, 9, 30))
+        status, body = delete(notifier, path, "supervisor")
+        assert status == 200, body
+        cancelled_at = dt.datetime.fromisoformat(body["cancelled_at"])
+        assert (cancelled_at, body["cancelled_by"]) == (sh(7, 4, 9, 30), OFFICE)
+        status, again = delete(notifier, path, "supervisor")
+        assert (status, again["detail"]["code"]) == (409, "snooze_already_cancelled")
+
+        # The next tick plans what the snooze was holding back.
+        notifier.at(sh(7, 4, 9, 31))
+        assert shape(notifier.notifications(task="T-A")[before:]) == {
+            (2, "lead_unit_leadership", HOUSING, "T-A"),
+            (2, "supervising_office", OFFICE, "T-A"),
+        }
+        (shown,) = notifier.get("/v1/tasks/T-A/escalations")["snoozes"]
+        assert (shown["cancelled_by"], shown["reason"]) == (OFFICE, good["reason"])

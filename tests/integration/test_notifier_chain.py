@@ -41,6 +41,17 @@ def test_tracker_events_escalate_yellow_then_red(database_url: str, broker: Brok
         stack.clock.set(dt.datetime(2022, 7, 1, 0, 0, 1, tzinfo=SHANGHAI))
         assert stack.scan() >= 1
         wait_until(lambda: len(notices(stack, task="T2022-001")) == 4, what="督办 for T2022-001")
+        # Red just after midnight: the 督办 is recorded at once, held until 08:30 (quiet hours).
+        held = notices(stack, task="T2022-001", level=2)
+        assert {(r["status"], r["held"]) for r in held} == {("pending", True)}
+        opening = dt.datetime(2022, 7, 1, 8, 30, tzinfo=SHANGHAI)
+        assert {dt.datetime.fromisoformat(r["not_before"]) for r in held} == {opening}
+        stack.clock.set(opening)
+        stack.notifier.app.state.workers.wake_dispatcher()  # type: ignore[attr-defined]
+        wait_until(
+            lambda: {r["status"] for r in notices(stack, task="T2022-001")} == {"delivered"},
+            what="督办 delivered at 08:30",
+        )
         rows = notices(stack, task="T2022-001")
         assert shape(rows) == {
             (1, "responsible_units", "市发展改革委", "T2022-001"),

@@ -47,8 +47,10 @@ def test_email_digest_and_missing_contact(
     smtp: tuple[Controller, SmtpRecorder],
 ) -> None:
     controller, recorder = smtp
+    # "The next day" below is a Saturday: the ladder at any hour (quiet hours: their own test).
     policy = write_policy(
         tmp_path / "policy.yaml",
+        quiet_hours=False,
         channels={
             "responsible_units": "[inbox]",
             "lead_unit_leadership": "[email]",

@@ -4,6 +4,7 @@ notifications read back through the API (the local policy: every recipient on th
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from .stack import wait_until
 from .test_notifier_support import (
     OFFICE,
     Notifier,
+    any_hour_policy,
     condition,
     notifier_settings,
     publish_events,
@@ -70,8 +72,11 @@ def digests(rows: list[dict[str, Any]]) -> set[tuple[str, int, tuple[str, ...]]]
     }
 
 
-def test_yellow_to_red_to_seven_days_red(database_url: str, broker: Broker) -> None:
-    settings = notifier_settings(database_url, broker.bootstrap)
+def test_yellow_to_red_to_seven_days_red(database_url: str, broker: Broker, tmp_path: Path) -> None:
+    # Day by day across weekends: the ladder at any hour (quiet hours: their own test).
+    settings = notifier_settings(
+        database_url, broker.bootstrap, policy_path=any_hour_policy(tmp_path)
+    )
     with running_notifier(settings, start=sh(6, 16, 8)) as notifier:
         log = Log(notifier)
         notifier.publish(

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services.notifier.api import create_app
 from services.notifier.channels.base import Channel
-from services.notifier.escalation.policy import DEFAULT_POLICY_PATH, ChannelKind
+from services.notifier.escalation.policy import DEFAULT_POLICY_PATH, LOCAL_POLICY_PATH, ChannelKind
 from services.notifier.orm import DigestRow, NotificationRow, TaskConditionRow
 from services.notifier.settings import NotifierSettings
 from services.notifier.usecases.ports import SENDING
@@ -34,6 +34,7 @@ from shared.clock import SHANGHAI, FixedClock
 from shared.db import UnitOfWork
 from shared.events import ApiKeyPublished, TaskConditionChanged, encode
 from shared.kafka import ensure_topics
+from tests.policy_text import without_quiet_hours
 
 from .stack import FAST, wait_until
 
@@ -142,9 +143,22 @@ def publish_events(bootstrap: str, *events: TaskConditionChanged) -> None:
     producer.close()
 
 
-def write_policy(path: Path, *, channels: Mapping[str, str], **replacements: str) -> Path:
-    """The shipped default policy with each role's channels replaced (`role: "[webhook]"`)."""
-    lines = DEFAULT_POLICY_PATH.read_text(encoding="utf-8").splitlines()
+def any_hour_policy(directory: Path) -> Path:
+    """The local policy (every recipient on the inbox) without quiet hours, as a file: for
+    tests that walk the ladder day by day across weekends (quiet hours have their own)."""
+    path = directory / "any-hour-policy.yaml"
+    text = without_quiet_hours(LOCAL_POLICY_PATH.read_text(encoding="utf-8"))
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_policy(
+    path: Path, *, channels: Mapping[str, str], quiet_hours: bool = True, **replacements: str
+) -> Path:
+    """The shipped default policy with each role's channels replaced (`role: "[webhook]"`);
+    `quiet_hours=False` drops its quiet hours (every level at any hour)."""
+    text = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
+    lines = (text if quiet_hours else without_quiet_hours(text)).splitlines()
     out: list[str] = []
     role = ""
     for line in lines:
@@ -218,12 +232,15 @@ class Notifier:
         return result
 
     def outstanding(self) -> int:
-        """Notifications still pending plus digests due for a delivery round."""
+        """Notifications due and still pending plus digests due for a delivery round."""
         now = self.clock.now()
         with UnitOfWork(self.session_factory) as uow:
+            # A notice held by quiet hours past `now` is not due: the dispatcher leaves it.
             pending = uow.session.execute(
                 select(NotificationRow.id).where(
-                    NotificationRow.status == "pending", NotificationRow.digest_id.is_(None)
+                    NotificationRow.status == "pending",
+                    NotificationRow.digest_id.is_(None),
+                    NotificationRow.not_before.is_(None) | (NotificationRow.not_before <= now),
                 )
             ).all()
             due = uow.session.execute(

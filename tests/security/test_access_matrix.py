@@ -66,9 +66,11 @@ READS = (
     Route("timeline", "GET", "/v1/tasks/{code}/timeline"),
     Route("list", "GET", "/v1/tasks", on_task=False),
     Route("overdue", "GET", "/v1/tasks/overdue", on_task=False),
+    Route("decisions", "GET", "/v1/decisions/pending", on_task=False),
 )
 OFFICE = (
     Route("returns", "POST", "/v1/tasks/{code}/returns", {"event_id": "", "comment": "请补充。"}),
+    Route("accept", "POST", "/v1/tasks/{code}/reports/{event_id}/accept", {"comment": ""}),
     Route("grant", "POST", "/v1/tasks/{code}/extension-requests/grant", {"comment": ""}),
     Route("refuse", "POST", "/v1/tasks/{code}/extension-requests/refuse", {"comment": ""}),
     Route("close", "POST", "/v1/tasks/{code}/close", {"comment": "核验。"}),
@@ -109,6 +111,7 @@ ROUTES = (*READS, *OFFICE, *LEAD_UNIT, *ADMIN)
 
 OFFICE_RULES = {
     "returns": "only_supervisor_returns_reports",
+    "accept": "only_supervisor_accepts_reports",
     "grant": "only_supervisor_decides_extensions",
     "refuse": "only_supervisor_decides_extensions",
     "close": "only_supervisor_closes",
@@ -116,6 +119,7 @@ OFFICE_RULES = {
 }
 OFFICE_STATE_RULES = {
     "returns": "only_latest_report_can_be_returned",
+    "accept": "no_report_to_accept",
     "grant": "no_pending_extension",
     "refuse": "no_pending_extension",
     "close": "close_without_completion_request",
@@ -157,6 +161,9 @@ def expected(route: Route, caller: str, obj: str) -> Expected:
         return Expected(200) if ok else Expected(403, "role_not_allowed")
     if caller == "operator":
         return Expected(403, "role_not_allowed")
+    if route.name == "decisions":  # the office's queue: the office, and leaders for theirs
+        ok = caller in ("supervisor", "admin", "leader")
+        return Expected(200) if ok else Expected(403, "role_not_allowed")
     if not route.on_task:
         return Expected(200)
     if caller in RELATED and obj == "other":
@@ -191,7 +198,9 @@ def cells() -> list[Any]:
 def call(secured: SecureStack, route: Route, caller: str, obj: str) -> Response:
     """Send the route's request as `caller` about its own or another's task."""
     code = (route.own_task if obj == "own" else OTHER) if route.on_task else ""
-    path = route.path.format(code=code, admin_key_id=secured.key_ids["admin"])
+    path = route.path.format(
+        code=code, admin_key_id=secured.key_ids["admin"], event_id=uuid.uuid4()
+    )
     headers = secured.auth(caller)
     response: Response
     if route.name == "catalog":
@@ -226,6 +235,8 @@ def test_tracker_route(secured: SecureStack, route: Route, caller: str, obj: str
         assert body["detail"]["code"] == want.rule, body
     if response.status_code == 200 and route.name in ("list", "overdue"):
         assert {item["code"] for item in body["items"]} <= VISIBLE[caller]
+    if response.status_code == 200 and route.name == "decisions":
+        assert {item["task_code"] for item in body["items"]} <= VISIBLE[caller]
     if response.status_code == 200 and route.name == "list":
         assert {item["code"] for item in body["items"]} == VISIBLE[caller]
     assert snapshot(secured.session_factory) == before, "a refused request changed the record"
@@ -292,7 +303,7 @@ def test_unknown_and_invisible_tasks_look_the_same(secured: SecureStack, route: 
         body = dict(route.body) if route.body else None
         if body and "event_id" in body:
             body["event_id"] = str(uuid.uuid4())
-        path = route.path.format(code=code)
+        path = route.path.format(code=code, event_id=uuid.uuid4())
         headers = secured.auth("unit_lead")
         response = (
             secured.tracker.get(path, headers=headers)
@@ -338,6 +349,9 @@ NOTIFIER_ROUTES = (
     NotifierRoute(
         "snooze", "POST", "/v1/tasks/{code}/snoozes", {"until": PAST, "reason": "核实中。"}
     ),
+    # Each task's snooze was cancelled in setup: a cancellation that gets past the office
+    # rule is refused on state (409), so nothing changes.
+    NotifierRoute("cancel_snooze", "DELETE", "/v1/tasks/{code}/snoozes/{snooze_id}"),
 )
 
 
@@ -360,6 +374,8 @@ def notifier_expected(route: NotifierRoute, caller: str, obj: str) -> Expected:
             return Expected(403, "not_responsible")
         return Expected(409, "nothing_to_acknowledge")
     if caller in ("supervisor", "admin"):
+        if route.name == "cancel_snooze":
+            return Expected(409, "snooze_already_cancelled")
         return Expected(422, "until_not_future")
     return Expected(403, "office_only")
 
@@ -376,10 +392,35 @@ def notifier_cells() -> list[Any]:
     ]
 
 
-def notifier_call(secured: SecureStack, route: NotifierRoute, caller: str, obj: str) -> Response:
+@pytest.fixture(scope="module")
+def cancelled_snoozes(notifier_secured: SecureStack) -> dict[str, str]:
+    """A snooze on OWN and one on OTHER, each cancelled by the office: their ids by task."""
+    secured = notifier_secured
+    until = (secured.stack.clock.now() + dt.timedelta(days=1)).isoformat()
+    office = secured.auth("supervisor")
+    ids: dict[str, str] = {}
+    for code in (OWN, OTHER):
+        response = secured.notifier.post(
+            f"/v1/tasks/{code}/snoozes", json={"until": until, "reason": "核实中。"}, headers=office
+        )
+        assert response.status_code == 201, response.text
+        ids[code] = response.json()["id"]
+        response = secured.notifier.delete(f"/v1/tasks/{code}/snoozes/{ids[code]}", headers=office)
+        assert response.status_code == 200, response.text
+    return ids
+
+
+def notifier_call(
+    secured: SecureStack,
+    route: NotifierRoute,
+    caller: str,
+    obj: str,
+    snoozes: dict[str, str] | None = None,
+) -> Response:
     """Send the route's request as `caller` about its own or another's task."""
     code = OWN if obj == "own" else OTHER
-    path = route.path.format(code=code, digest_id=uuid.uuid4())
+    snooze_id = (snoozes or {}).get(code, uuid.uuid4())
+    path = route.path.format(code=code, digest_id=uuid.uuid4(), snooze_id=snooze_id)
     headers = secured.auth(caller)
     if route.method == "GET":
         params = (
@@ -387,20 +428,27 @@ def notifier_call(secured: SecureStack, route: NotifierRoute, caller: str, obj: 
         )
         response: Response = secured.notifier.get(path, params=params, headers=headers)
         return response
+    if route.method == "DELETE":
+        response = secured.notifier.delete(path, headers=headers)
+        return response
     response = secured.notifier.post(path, json=route.body, headers=headers)
     return response
 
 
 @pytest.mark.parametrize(("route", "caller", "obj"), notifier_cells())
 def test_notifier_route(
-    notifier_secured: SecureStack, route: NotifierRoute, caller: str, obj: str
+    notifier_secured: SecureStack,
+    cancelled_snoozes: dict[str, str],
+    route: NotifierRoute,
+    caller: str,
+    obj: str,
 ) -> None:
     secured = notifier_secured
     want = notifier_expected(route, caller, obj)
     before = snapshot(secured.session_factory, NOTIFIER_SNAPSHOT_QUERIES)
     last_audit = secured.last_audit_id(schema="notifier")
 
-    response = notifier_call(secured, route, caller, obj)
+    response = notifier_call(secured, route, caller, obj, cancelled_snoozes)
 
     assert response.status_code == want.status, response.text
     body = response.json()
@@ -413,7 +461,7 @@ def test_notifier_route(
     assert after == before, "a refused request changed the record"
 
     records = secured.audit_rows(last_audit, schema="notifier")
-    if want.status in (401, 403) or (route.method == "POST" and want.status >= 400):
+    if want.status in (401, 403) or (route.method in ("POST", "DELETE") and want.status >= 400):
         assert len(records) == 1, records
         (record,) = records
         outcome = "denied" if want.status in (401, 403) else "refused"
@@ -446,3 +494,31 @@ def test_notifier_audits_a_snooze_with_the_change(notifier_secured: SecureStack)
     assert (record["outcome"], record["status"], record["object"]) == ("ok", 201, FOURTH)
     assert (record["key_id"], record["role"]) == (secured.key_ids["supervisor"], "supervisor")
     assert record["action"] == "post_snooze"
+
+
+def test_notifier_audits_a_snooze_cancellation(notifier_secured: SecureStack) -> None:
+    """Cancelling is recorded once with the change; an unknown snooze is refused and audited."""
+    secured = notifier_secured
+    office = secured.auth("supervisor")
+    until = (secured.stack.clock.now() + dt.timedelta(days=1)).isoformat()
+    response = secured.notifier.post(
+        f"/v1/tasks/{FOURTH}/snoozes", json={"until": until, "reason": "核实中。"}, headers=office
+    )
+    assert response.status_code == 201, response.text
+    path = f"/v1/tasks/{FOURTH}/snoozes/{response.json()['id']}"
+    last_audit = secured.last_audit_id(schema="notifier")
+    before = snapshot(secured.session_factory, NOTIFIER_SNAPSHOT_QUERIES)
+    response = secured.notifier.delete(path, headers=secured.auth("admin"))
+    assert response.status_code == 200, response.text
+    assert snapshot(secured.session_factory, NOTIFIER_SNAPSHOT_QUERIES) != before
+    (record,) = secured.audit_rows(last_audit, schema="notifier")
+    assert (record["outcome"], record["status"], record["object"]) == ("ok", 200, FOURTH)
+    assert (record["key_id"], record["role"]) == (secured.key_ids["admin"], "admin")
+    assert (record["action"], record["method"]) == ("cancel_snooze", "DELETE")
+
+    last_audit = secured.last_audit_id(schema="notifier")
+    response = secured.notifier.delete(f"/v1/tasks/{FOURTH}/snoozes/{uuid.uuid4()}", headers=office)
+    assert (response.status_code, response.json()["detail"]["code"]) == (404, "unknown_snooze")
+    (record,) = secured.audit_rows(last_audit, schema="notifier")
+    assert (record["outcome"], record["status"]) == ("refused", 404)
+    assert record["details"] == {"rule": "unknown_snooze"}

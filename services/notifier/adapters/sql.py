@@ -158,10 +158,14 @@ class SqlNotifications:
             select(NotificationRow).where(NotificationRow.id == any_(uuid_array(ids)))
         )
 
-    def unclaimed(self, limit: int) -> list[NotificationRecord]:
+    def unclaimed(self, limit: int, *, now: dt.datetime) -> list[NotificationRecord]:
         return self._records(
             select(NotificationRow)
-            .where(NotificationRow.status == PENDING, NotificationRow.digest_id.is_(None))
+            .where(
+                NotificationRow.status == PENDING,
+                NotificationRow.digest_id.is_(None),
+                or_(NotificationRow.not_before.is_(None), NotificationRow.not_before <= now),
+            )
             .order_by(
                 NotificationRow.recipient_role,
                 NotificationRow.recipient,
@@ -371,10 +375,25 @@ class SqlSnoozes:
         self._session.add(SnoozeRow(**_values(record)))
         self._session.flush()
 
+    def get(self, snooze_id: uuid.UUID, *, for_update: bool = False) -> SnoozeRecord | None:
+        # Lock, then decide: a copy already in the session is refreshed from the locked row.
+        row = self._session.get(
+            SnoozeRow, snooze_id, with_for_update=for_update or None, populate_existing=for_update
+        )
+        return _record(SnoozeRecord, row) if row is not None else None
+
+    def save(self, record: SnoozeRecord) -> None:
+        row = self._session.get(SnoozeRow, record.id)
+        if row is None:
+            raise LookupError(f"snooze {record.id} is not stored")
+        _copy_onto(row, record)
+
     def in_force(self, codes: Sequence[str], now: dt.datetime) -> list[SnoozeRecord]:
         rows = self._session.execute(
             select(SnoozeRow).where(
-                SnoozeRow.task_code == any_(text_array(codes)), SnoozeRow.until > now
+                SnoozeRow.task_code == any_(text_array(codes)),
+                SnoozeRow.until > now,
+                SnoozeRow.cancelled_at.is_(None),
             )
         ).scalars()
         return [_record(SnoozeRecord, row) for row in rows]

@@ -23,6 +23,7 @@ from services.notifier.escalation.policy import (
     Trigger,
 )
 from shared.vocabulary import FINISHED_STATUSES, Light, TaskStatus
+from shared.workcal import WorkCalendar, standard_calendar
 
 # Completion awaiting sign-off (blue) and closure (grey) end escalation whatever else holds.
 STOP_LIGHTS = frozenset({Light.BLUE, Light.GREY})
@@ -160,6 +161,8 @@ class PlannedNotification:
     action: str = ""
     sequence: int = 1  # 1 for the first of this level in the episode, 2 for the first repeat…
     respond_by: date | None = None
+    # Held by quiet hours: not sent before this instant (its window is the one it goes in).
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -319,8 +322,25 @@ class _TaskContext:
     snoozes: list[Snooze]
 
 
+def release_at(
+    level: int, now: datetime, policy: EscalationPolicy, calendar: WorkCalendar | None = None
+) -> datetime:
+    """When a notice of `level` planned at `now` may go out: `now`, unless the policy's quiet
+    hours hold the level and are closed, then when they next open (the working calendar's
+    next working day at `start` when they keep to working days)."""
+    _require_aware("now", now)
+    quiet = policy.quiet_hours
+    if quiet is None:
+        return now
+    return quiet.release_at(level, now, zone=policy.zone, calendar=calendar or standard_calendar())
+
+
 def _plan_task(
-    ctx: _TaskContext, policy: EscalationPolicy, now: datetime, window: datetime
+    ctx: _TaskContext,
+    policy: EscalationPolicy,
+    now: datetime,
+    window: datetime,
+    calendar: WorkCalendar | None = None,
 ) -> tuple[list[PlannedNotification], list[RecipientGap]]:
     task = ctx.task
     zone = policy.zone
@@ -396,14 +416,19 @@ def _plan_task(
         arm_start = _arm_start(ctx, number, start, now, policy)
         if arm_start is None:
             continue
-        respond_by = _respond_by(level, task, now, window)
+        # Quiet hours: a held notice belongs to the window it will go out in, so every tick
+        # until then plans the same notification (same id) instead of one per window.
+        release = release_at(number, now, policy, calendar)
+        held = release > now
+        goes_in = window_start(release, policy) if held else window
+        respond_by = _respond_by(level, task, now, goes_in)
         for recipient in recipients:
             sequence = _due_sequence(
-                ctx, number, recipient, start, arm_start, level, window, policy
+                ctx, number, recipient, start, arm_start, level, goes_in, policy
             )
             if sequence is None:
                 continue
-            nid = notification_id(task.task_id, number, recipient, window)
+            nid = notification_id(task.task_id, number, recipient, goes_in)
             for rule in level.recipients:
                 if rule.role is not recipient.role:
                     continue
@@ -414,11 +439,12 @@ def _plan_task(
                         level=number,
                         channel=channel,
                         task_ids=(task.task_id,),
-                        window_start=window,
+                        window_start=goes_in,
                         level_name=level.name,
                         action=level.action,
                         sequence=sequence,
                         respond_by=respond_by,
+                        not_before=release if held else None,
                     )
                     for channel in rule.channels
                 ]
@@ -554,8 +580,13 @@ def evaluate(
     snoozes: Iterable[Snooze],
     policy: EscalationPolicy,
     now: datetime,
+    calendar: WorkCalendar | None = None,
 ) -> Plan:
-    """Decide every notification due at `now`, and report roles that resolve to nobody."""
+    """Decide every notification due at `now`, and report roles that resolve to nobody.
+
+    Levels the policy's quiet hours hold are planned while the hours are closed too, but
+    for the window they open in and with `not_before` set (`calendar`: the working
+    calendar; the package's standard one if not given)."""
     _require_aware("now", now)
     window = window_start(now, policy)
     by_task: dict[str, _TaskContext] = {}
@@ -578,7 +609,7 @@ def evaluate(
     for task_id in sorted(by_task):
         ctx = by_task[task_id]
         ctx.history = grouped_history.get(task_id, [])
-        planned, task_gaps = _plan_task(ctx, policy, now, window)
+        planned, task_gaps = _plan_task(ctx, policy, now, window, calendar)
         notifications += planned
         gaps += task_gaps
     notifications.sort(

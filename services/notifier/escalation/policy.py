@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from enum import StrEnum
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from shared.reloader import FileReloader
+from shared.workcal import WorkCalendar
 from shared.yamlmarks import Loc, MarkedFileError, Problem, load_model, read_marked
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.yaml")
@@ -141,6 +143,63 @@ class InhibitRule(_Strict):
     suppress_levels: tuple[int, ...] = Field(min_length=1)
 
 
+class QuietHours(_Strict):
+    """When the listed levels may go out: working hours, on working days only by default.
+
+    A notice of such a level planned outside them is recorded at once, held, and sent when
+    they next open (`release_at`); other levels go out at any time.
+    """
+
+    working_days_only: bool = Field(
+        default=True, description="only on China's working days (shared/workcal.py, 调休 included)"
+    )
+    start: dt.time = Field(default=dt.time(8, 30), description="opens, local time ('08:30')")
+    end: dt.time = Field(default=dt.time(18, 0), description="closes, local time ('18:00')")
+    levels: tuple[int, ...] = Field(default=(1, 2), description="the levels held to these hours")
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _quoted_time(cls, value: object) -> object:
+        # YAML 1.1 reads an unquoted 8:30 as the number 510 (base 60).
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError("write the time in quotes, e.g. '08:30'")
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _wall_clock(cls, value: dt.time) -> dt.time:
+        if value.tzinfo is not None:
+            raise ValueError("a time of day in the policy's time zone, with no offset")
+        return value
+
+    @model_validator(mode="after")
+    def _opens_before_closing(self) -> Self:
+        if not self.start < self.end:
+            raise _inconsistent(("end",), "quiet hours: end must be later than start")
+        return self
+
+    def holds(self, level: int) -> bool:
+        """Whether notices of this level wait for the hours."""
+        return level in self.levels
+
+    def release_at(
+        self, level: int, at: dt.datetime, *, zone: ZoneInfo, calendar: WorkCalendar
+    ) -> dt.datetime:
+        """When a notice of `level` planned at `at` may go: `at` itself if the level is not
+        held or the hours are open, else the next opening (a working day's `start`)."""
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise ValueError(f"at must be timezone-aware, got {at!r}")
+        if not self.holds(level):
+            return at
+        if self.working_days_only:
+            return calendar.working_time(at, self.start, self.end, zone=zone)
+        local = at.astimezone(zone)
+        if self.start <= local.time() < self.end:
+            return at
+        day = local.date() if local.time() < self.start else local.date() + dt.timedelta(days=1)
+        return dt.datetime.combine(day, self.start, tzinfo=zone)
+
+
 class EscalationPolicy(_Strict):
     """The whole escalation policy (docs/domain.md §6 Escalation)."""
 
@@ -156,6 +215,9 @@ class EscalationPolicy(_Strict):
         description="a recipient hears only the highest level active for a task",
     )
     inhibit: tuple[InhibitRule, ...] = ()
+    quiet_hours: QuietHours | None = Field(
+        default=None, description="hours the listed levels wait for; absent: any time"
+    )
     levels: tuple[Level, ...] = Field(min_length=1)
 
     @field_validator("timezone")
@@ -189,6 +251,10 @@ class EscalationPolicy(_Strict):
                     "repeat_every_days is shorter than the window",
                 )
         numbers = {level.level for level in self.levels}
+        if self.quiet_hours is not None:
+            for pos, number in enumerate(self.quiet_hours.levels):
+                if number not in numbers:
+                    raise _inconsistent(("quiet_hours", "levels", pos), f"no level {number}")
         for index, rule in enumerate(self.inhibit):
             for pos, number in enumerate(rule.suppress_levels):
                 if number not in numbers:
@@ -205,8 +271,13 @@ class EscalationPolicy(_Strict):
     @property
     def fingerprint(self) -> str:
         """A hash of the policy's meaning; comments and layout do not change it."""
+        # A policy without quiet hours hashes as it did before they existed.
+        unset = {"quiet_hours"} if self.quiet_hours is None else set()
         canonical = json.dumps(
-            self.model_dump(mode="json"), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+            self.model_dump(mode="json", exclude=unset),
+            ensure_ascii=False,
+            sort_keys=True,
+            separators=(",", ":"),
         )
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
@@ -258,8 +329,15 @@ def local_policy() -> EscalationPolicy:
 
 def policy_summary(policy: EscalationPolicy) -> dict[str, Any]:
     """A short description for start-up logs."""
+    quiet = policy.quiet_hours
     return {
         "fingerprint": policy.fingerprint[:12],
         "levels": [f"{level.level} {level.name}" for level in policy.levels],
         "timezone": policy.timezone,
+        "quiet_hours": (
+            None
+            if quiet is None
+            else f"levels {list(quiet.levels)} {quiet.start:%H:%M}-{quiet.end:%H:%M}"
+            + (" on working days" if quiet.working_days_only else " every day")
+        ),
     }

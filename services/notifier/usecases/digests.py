@@ -1,5 +1,7 @@
 """Composing digests: pending notifications grouped per recipient, channel and window.
 
+A notification held by quiet hours is composed only once its `not_before` has come.
+
 Composing commits the digest (its id, recipient and tasks) before anything is sent, so a
 resend after a crash carries the same id, which receivers use as the idempotency key.
 """
@@ -71,7 +73,7 @@ def compose_digests(
     """
     if not uow.locks.try_composing():
         return 0
-    rows = uow.notifications.unclaimed(batch_size)
+    rows = uow.notifications.unclaimed(batch_size, now=now)
     if not rows:
         return 0
     codes = sorted({code for row in rows for code in row.task_codes})

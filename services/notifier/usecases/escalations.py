@@ -164,6 +164,39 @@ def snooze(
     return row
 
 
+def cancel_snooze(
+    uow: UnitOfWork,
+    *,
+    task_code: str,
+    snooze_id: uuid.UUID,
+    who: ApiKeyPublished,
+    policy: EscalationPolicy,
+    now: dt.datetime,
+) -> SnoozeRecord:
+    """Cancel a snooze before it ends; only the office may. The caller commits.
+
+    Decided on the locked snooze row (lock, then decide): of two cancellations at once, the
+    second waits for the first and is then refused as already cancelled. From the commit on,
+    the snooze silences nothing, so the next tick plans what it was holding back.
+    """
+    access.require_office(who, what_zh="取消暂停督办")
+    row = uow.snoozes.get(snooze_id, for_update=True)
+    if row is None or row.task_code != task_code:
+        raise Refused("unknown_snooze", f"任务 {task_code} 没有暂停记录 {snooze_id}", 404)
+    if row.cancelled_at is not None:
+        when = row.cancelled_at.astimezone(policy.zone).strftime("%Y-%m-%d %H:%M")
+        raise Refused(
+            "snooze_already_cancelled", f"该暂停已于 {when} 由{row.cancelled_by}取消", 409
+        )
+    if row.until <= now:
+        raise Refused("snooze_already_ended", "该暂停已到期，无需取消", 409)
+    row.cancelled_at = now
+    row.cancelled_by = _actor_name(who, policy.supervising_office)
+    row.cancelled_key_id = who.key_id
+    uow.snoozes.save(row)
+    return row
+
+
 @dataclass(frozen=True)
 class TaskEscalations:
     """Everything escalation did about one task."""

@@ -67,6 +67,13 @@ class NotificationRecord:
     policy_fingerprint: str | None
     created_at: dt.datetime
     delivered_at: dt.datetime | None
+    # Held by quiet hours until this instant; None: it may go at once.
+    not_before: dt.datetime | None = None
+
+    @property
+    def held(self) -> bool:
+        """Pending and waiting for quiet hours to end (see `not_before`)."""
+        return self.status == PENDING and self.not_before is not None
 
 
 @dataclass
@@ -124,6 +131,9 @@ class SnoozeRecord:
     by_name: str
     key_id: str
     created_at: dt.datetime
+    cancelled_at: dt.datetime | None = None
+    cancelled_by: str | None = None
+    cancelled_key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,9 +185,10 @@ class Notifications(Protocol):
         """The notifications with these ids."""
         ...
 
-    def unclaimed(self, limit: int) -> list[NotificationRecord]:
-        """Pending notifications no digest has claimed, locked (skipping rows others hold),
-        ordered by recipient role, recipient, channel, window and creation."""
+    def unclaimed(self, limit: int, *, now: dt.datetime) -> list[NotificationRecord]:
+        """Pending notifications no digest has claimed and none holds past `now` (quiet
+        hours), locked (skipping rows others hold), ordered by recipient role, recipient,
+        channel, window and creation."""
         ...
 
     def of_digest(
@@ -269,8 +280,16 @@ class Snoozes(Protocol):
         """Store a new snooze."""
         ...
 
+    def get(self, snooze_id: uuid.UUID, *, for_update: bool = False) -> SnoozeRecord | None:
+        """One snooze; `for_update` locks it until the unit of work ends."""
+        ...
+
+    def save(self, record: SnoozeRecord) -> None:
+        """Write back a changed record read in this unit of work."""
+        ...
+
     def in_force(self, codes: Sequence[str], now: dt.datetime) -> list[SnoozeRecord]:
-        """Snoozes of these tasks that last beyond `now`."""
+        """Snoozes of these tasks that last beyond `now` and were not cancelled."""
         ...
 
     def of_task(self, task_code: str) -> list[SnoozeRecord]:

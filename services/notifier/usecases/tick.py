@@ -1,7 +1,8 @@
 """The escalation tick: plan what is due now and record it, in one unit of work.
 
 Notifications for outside channels are recorded pending for the dispatcher; inbox ones are
-delivered here, since storing them is their delivery.
+delivered here, since storing them is their delivery. One held by quiet hours is recorded
+pending with its `not_before`, on any channel, and goes when the dispatcher's time comes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from services.notifier.escalation.render import render_notification
 from services.notifier.usecases.digests import record_digests
 from services.notifier.usecases.folding import current_conditions
 from services.notifier.usecases.ports import PENDING, NotificationRecord, UnitOfWork
+from shared.workcal import WorkCalendar
 
 # Fixed forever: a log row's id is derived from the engine's notification id and the channel.
 ROW_NAMESPACE = uuid.UUID("b0c4f5a2-1d3e-5f60-8a7b-6475626e0005")
@@ -128,6 +130,7 @@ def _record(
         policy_fingerprint=fingerprint,
         created_at=now,
         delivered_at=None,
+        not_before=item.not_before,
     )
 
 
@@ -157,6 +160,7 @@ def run_tick(
     policy: EscalationPolicy,
     now: dt.datetime,
     system_url: str | None = None,
+    calendar: WorkCalendar | None = None,
 ) -> TickResult:
     """Plan every notification due at `now`; record new ones, cancel stale pending ones.
 
@@ -174,6 +178,7 @@ def run_tick(
         load_snoozes(uow, live, now=now),
         policy,
         now,
+        calendar,
     )
     by_task = {c.task_id: c for c in conditions}
     records = [
@@ -198,6 +203,7 @@ def run_tick(
             item
             for item in plan.notifications
             if item.channel is ChannelKind.INBOX
+            and item.not_before is None  # a held one goes when the dispatcher's time comes
             and row_id(item.notification_id, item.channel.value) in new_ids
         ],
         by_task,

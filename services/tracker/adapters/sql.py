@@ -13,10 +13,11 @@ import uuid
 from collections.abc import Sequence
 
 from pydantic import BaseModel
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, exists, literal, or_, select, tuple_, union_all
+from sqlalchemy.orm import Session, aliased
 
-from services.tracker import outbox
+from services.tracker import access, outbox
+from services.tracker.auth import Principal
 from services.tracker.orm import (
     ApiKey,
     ExtensionDecision,
@@ -26,8 +27,9 @@ from services.tracker.orm import (
     TaskAction,
     Unit,
 )
+from services.tracker.usecases.ports import PendingRow
 from shared.processed import SqlProcessedEvents
-from shared.vocabulary import UnitRole
+from shared.vocabulary import DecisionKind, TaskStatus, UnitRole
 
 
 def lock_task(session: Session, code: str) -> Task | None:
@@ -191,6 +193,104 @@ class SqlApiKeys:
         return lock_key(self.session, key_id=key_id)
 
 
+class SqlDecisions:
+    """`ports.Decisions`: one UNION ALL over reports and tasks, keyset-paginated."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def pending(
+        self,
+        principal: Principal,
+        *,
+        after: tuple[dt.datetime, int, int] | None,
+        limit: int,
+    ) -> Sequence[PendingRow]:
+        """See `ports.Decisions.pending`; the visibility filter is `access.visible_tasks`."""
+        open_task = and_(Task.status != TaskStatus.CLOSED, access.visible_tasks(principal))
+        newer = aliased(Report)
+        reviews = (
+            select(
+                literal(DecisionKind.REPORT_REVIEW.value).label("kind"),
+                Report.submitted_at.label("since"),
+                literal(0).label("rank"),
+                Report.id.label("ref_id"),
+                Task.id.label("task_id"),
+            )
+            .join(Task, Task.id == Report.task_id)
+            .where(
+                open_task,
+                Report.role == UnitRole.LEAD,
+                Report.returned_at.is_(None),
+                Report.accepted_at.is_(None),
+                ~exists().where(
+                    newer.task_id == Report.task_id,
+                    newer.role == UnitRole.LEAD,
+                    tuple_(newer.submitted_at, newer.id) > tuple_(Report.submitted_at, Report.id),
+                ),
+            )
+        )
+        extensions = select(
+            literal(DecisionKind.EXTENSION_REQUEST.value).label("kind"),
+            Task.pending_extension_asked_at.label("since"),
+            literal(1).label("rank"),
+            Task.id.label("ref_id"),
+            Task.id.label("task_id"),
+        ).where(
+            open_task,
+            Task.pending_extension_due.is_not(None),
+            Task.pending_extension_asked_at.is_not(None),
+        )
+        completions = select(
+            literal(DecisionKind.COMPLETION_REQUEST.value).label("kind"),
+            Task.completion_requested_at.label("since"),
+            literal(2).label("rank"),
+            Task.id.label("ref_id"),
+            Task.id.label("task_id"),
+        ).where(
+            open_task,
+            Task.status == TaskStatus.COMPLETION_REQUESTED,
+            Task.completion_requested_at.is_not(None),
+        )
+        queue = union_all(reviews, extensions, completions).subquery("queue")
+        query = select(queue)
+        if after is not None:
+            since, rank, ref_id = after
+            query = query.where(
+                or_(
+                    queue.c.since > since,
+                    and_(
+                        queue.c.since == since,
+                        tuple_(queue.c.rank, queue.c.ref_id) > tuple_(rank, ref_id),
+                    ),
+                )
+            )
+        found = self.session.execute(
+            query.order_by(queue.c.since, queue.c.rank, queue.c.ref_id).limit(limit)
+        ).all()
+        task_ids = {row.task_id for row in found}
+        tasks = {
+            t.id: t
+            for t in self.session.execute(select(Task).where(Task.id.in_(task_ids))).scalars()
+        }
+        report_ids = [row.ref_id for row in found if row.rank == 0]
+        reports = {
+            r.id: r
+            for r in self.session.execute(select(Report).where(Report.id.in_(report_ids))).scalars()
+        }
+        return [
+            PendingRow(
+                kind=row.kind,
+                since=row.since,
+                rank=row.rank,
+                ref_id=row.ref_id,
+                task=tasks[row.task_id],
+                report=reports.get(row.ref_id) if row.rank == 0 else None,
+            )
+            for row in found
+        ]
+
+
 class SqlUnitOfWork:
     """`ports.UnitOfWork` over the caller's session; the caller commits or rolls back."""
 
@@ -204,6 +304,7 @@ class SqlUnitOfWork:
         self.outbox = SqlOutbox(session)
         self.extensions = SqlExtensionDecisions(session)
         self.keys = SqlApiKeys(session)
+        self.decisions = SqlDecisions(session)
 
     def flush(self) -> None:
         """Write what is pending (ids assigned), without committing."""

@@ -1,6 +1,7 @@
 """Task workflow: who may move a task between states, and when.
 
 States: not_started → in_progress → completion_requested → closed (销号), plus returned (退回).
+The office reviews the latest report: it returns it (退回) or accepts it (接受, no state change).
 Every transition is a pure function from one `WorkflowState` to the next. A refused
 transition raises `RuleViolation` naming the rule: 403 when the actor's role may never do
 it, 409 when the task's state forbids it now, 422 when the request itself is malformed.
@@ -157,6 +158,18 @@ def return_report(
         return_comment_zh=comment_zh.strip(),
         completion_requested_at=None,
     )
+
+
+def accept_report(state: WorkflowState, *, actor: Role, at: datetime) -> WorkflowState:
+    """The office accepts (接受) the latest report: it leaves the review queue; nothing moves."""
+    require_aware(at, "at")
+    require_supervisor(actor, "only_supervisor_accepts_reports", "只有督查室可以接受报告")
+    _refuse_if_closed(state)
+    if state.status is TaskStatus.NOT_STARTED:
+        raise _conflict("no_report_to_accept", "任务尚未报送进展，没有可接受的报告")
+    if state.status is TaskStatus.RETURNED:
+        raise _conflict("report_already_returned", "报告已退回，待责任单位重新报送")
+    return state
 
 
 def request_extension(

@@ -1,4 +1,5 @@
-"""Workflow actions: returns, extensions, completion requests, sign-off and reopening.
+"""Workflow actions: returns and acceptances, extensions, completion requests, sign-off and
+reopening.
 
 Who may act is settled before the body is read or the task's state is looked at: a task
 the caller may not see answers 404 (as if it did not exist), an office action by anyone
@@ -93,6 +94,10 @@ Returner = Annotated[
     Principal,
     Depends(office_action("only_supervisor_returns_reports", "只有督查室可以退回报告")),
 ]
+Accepter = Annotated[
+    Principal,
+    Depends(office_action("only_supervisor_accepts_reports", "只有督查室可以接受报告")),
+]
 Decider = Annotated[
     Principal,
     Depends(office_action("only_supervisor_decides_extensions", "只有督查室可以审批延期")),
@@ -140,6 +145,28 @@ def return_report(
         SqlUnitOfWork(uow.session),
         code=code,
         event_id=body.event_id,
+        comment=body.comment,
+        principal=who,
+        now=now,
+    )
+    return _done(uow, request, task, who, now, body)
+
+
+@router.post("/reports/{event_id}/accept", response_model=TaskDetail, responses=RULES)
+def accept_report(
+    code: TaskCode,
+    event_id: uuid.UUID,
+    body: Decision,
+    request: Request,
+    uow: UowDep,
+    who: Accepter,
+    now: NowDep,
+) -> TaskDetail:
+    """督查室接受牵头单位最近一次报告；该报告移出待审核清单。"""
+    task = actions.accept_report(
+        SqlUnitOfWork(uow.session),
+        code=code,
+        event_id=event_id,
         comment=body.comment,
         principal=who,
         now=now,

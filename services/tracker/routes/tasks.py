@@ -140,6 +140,7 @@ def timeline(
                     "role": report.role,
                     "returned": report.returned_at is not None,
                     "cites": [str(c) for c in report.cites or ()],
+                    "accepted": report.accepted_at is not None,
                 },
             )
         )
@@ -174,6 +175,7 @@ def timeline(
 
 ACTION_LABELS = {
     "report_returned": "督查室退回报告",
+    "report_accepted": "督查室接受报告",
     "extension_requested": "牵头单位申请延期",
     "extension_granted": "督查室同意延期",
     "extension_refused": "督查室不同意延期",

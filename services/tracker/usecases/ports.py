@@ -9,12 +9,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import BaseModel
 
 from services.tracker.orm import ApiKey, ExtensionDecision, Report, Task, TaskAction, Unit
 from shared.processed import ProcessedEvents
+
+if TYPE_CHECKING:
+    from services.tracker.auth import Principal
 
 
 class Tasks(Protocol):
@@ -55,6 +59,40 @@ class Reports(Protocol):
 
     def parts_among(self, task_id: int, event_ids: Sequence[uuid.UUID]) -> Sequence[Report]:
         """Those of `event_ids` that are co-unit parts (role co) stored for this task."""
+        ...
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    """One decision awaiting the office, as stored: what kind, since when, about which task.
+
+    `rank` orders kinds sharing an instant (0 report review, 1 extension, 2 completion) and
+    `ref_id` is the report's id (a review) or the task's (a request): with `since` they are
+    the listing's order and its cursor.
+    """
+
+    kind: str
+    since: dt.datetime
+    rank: int
+    ref_id: int
+    task: Task
+    report: Report | None = None
+
+
+class Decisions(Protocol):
+    """What awaits the office's decision, oldest first."""
+
+    def pending(
+        self,
+        principal: Principal,
+        *,
+        after: tuple[dt.datetime, int, int] | None,
+        limit: int,
+    ) -> Sequence[PendingRow]:
+        """Up to `limit` pending decisions on tasks `principal` may see (`access.visible_tasks`
+        in SQL, `access.may_see` in memory), ordered by (since, rank, ref_id), after `after`:
+        the latest lead report of each task not closed, if neither returned nor accepted; a
+        pending extension request; a completion request (申请销号) awaiting 销号."""
         ...
 
 
@@ -135,6 +173,11 @@ class UnitOfWork(Protocol):
     @property
     def keys(self) -> ApiKeys:
         """The keys repository."""
+        ...
+
+    @property
+    def decisions(self) -> Decisions:
+        """What awaits the office's decision."""
         ...
 
     def flush(self) -> None:

@@ -180,6 +180,39 @@ def return_report(
     )
 
 
+def accept_report(
+    uow: UnitOfWork,
+    *,
+    code: str,
+    event_id: uuid.UUID,
+    comment: str,
+    principal: Principal,
+    now: dt.datetime,
+) -> Task:
+    """接受: the office accepts the latest consolidated report; it leaves the review queue."""
+    task, role = load_for_action(uow, code=code, principal=principal)
+    before = state_of(task)
+    after = rules.accept_report(before, actor=role, at=now)
+    latest = uow.reports.latest_lead(task.id)
+    if latest is None or latest.event_id != event_id:
+        raise RuleViolation(
+            "only_latest_report_can_be_accepted", "只能接受牵头单位最近一次报送的报告", 409
+        )
+    if latest.accepted_at is not None:
+        raise RuleViolation("report_already_accepted", "该报告已接受", 409)
+    latest.accepted_at, latest.accept_comment = now, comment.strip() or None
+    return _finish(
+        uow,
+        task,
+        before,
+        after,
+        action="report_accepted",
+        principal=principal,
+        now=now,
+        details={"event_id": str(event_id), "comment": comment.strip()},
+    )
+
+
 def _act(
     uow: UnitOfWork,
     *,

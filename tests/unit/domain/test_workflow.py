@@ -14,6 +14,7 @@ from services.tracker.domain.workflow import (
     Role,
     RuleViolation,
     WorkflowState,
+    accept_report,
     close,
     grant_extension,
     refuse_extension,
@@ -96,6 +97,39 @@ def test_no_reports_on_closed_or_awaiting_sign_off(actor: Role) -> None:
         "report_while_completion_requested",
         409,
     )
+
+
+# --- accept_report -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [S.IN_PROGRESS, S.COMPLETION_REQUESTED])
+def test_supervisor_accepts_a_report_and_nothing_else_moves(status: TaskStatus) -> None:
+    before = state(status, completion_requested_at=AT if status is S.COMPLETION_REQUESTED else None)
+    assert accept_report(before, actor=Role.SUPERVISOR, at=AT) == before
+
+
+@pytest.mark.parametrize("actor", NON_SUPERVISORS)
+def test_only_supervisor_accepts_reports(actor: Role) -> None:
+    refused(
+        lambda: accept_report(state(), actor=actor, at=AT), "only_supervisor_accepts_reports", 403
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (S.NOT_STARTED, "no_report_to_accept"),
+        (S.RETURNED, "report_already_returned"),
+        (S.CLOSED, "task_closed"),
+    ],
+)
+def test_accepting_refused_by_state(status: TaskStatus, code: str) -> None:
+    refused(lambda: accept_report(state(status), actor=Role.SUPERVISOR, at=AT), code, 409)
+
+
+def test_accepting_needs_an_aware_instant() -> None:
+    with pytest.raises(NaiveDatetimeError):
+        accept_report(state(), actor=Role.SUPERVISOR, at=datetime(2022, 6, 1, 10))  # noqa: DTZ001
 
 
 # --- return_report -----------------------------------------------------------------------

@@ -119,8 +119,14 @@ class FakeNotifications:
     def by_ids(self, ids: Sequence[uuid.UUID]) -> list[NotificationRecord]:
         return [_copy(self._t.notifications[i]) for i in ids if i in self._t.notifications]
 
-    def unclaimed(self, limit: int) -> list[NotificationRecord]:
-        rows = [r for r in self._rows if r.status == PENDING and r.digest_id is None]
+    def unclaimed(self, limit: int, *, now: dt.datetime) -> list[NotificationRecord]:
+        rows = [
+            r
+            for r in self._rows
+            if r.status == PENDING
+            and r.digest_id is None
+            and (r.not_before is None or r.not_before <= now)
+        ]
         rows.sort(
             key=lambda r: (r.recipient_role, r.recipient, r.channel, r.window_start, r.created_at)
         )
@@ -253,8 +259,22 @@ class FakeSnoozes:
     def add(self, record: SnoozeRecord) -> None:
         self._t.snoozes.append(_copy(record))
 
+    def get(self, snooze_id: uuid.UUID, *, for_update: bool = False) -> SnoozeRecord | None:
+        return next((_copy(s) for s in self._t.snoozes if s.id == snooze_id), None)
+
+    def save(self, record: SnoozeRecord) -> None:
+        for index, stored in enumerate(self._t.snoozes):
+            if stored.id == record.id:
+                self._t.snoozes[index] = _copy(record)
+                return
+        raise LookupError(f"snooze {record.id} is not stored")
+
     def in_force(self, codes: Sequence[str], now: dt.datetime) -> list[SnoozeRecord]:
-        return [_copy(s) for s in self._t.snoozes if s.task_code in codes and s.until > now]
+        return [
+            _copy(s)
+            for s in self._t.snoozes
+            if s.task_code in codes and s.until > now and s.cancelled_at is None
+        ]
 
     def of_task(self, task_code: str) -> list[SnoozeRecord]:
         found = [s for s in self._t.snoozes if s.task_code == task_code]

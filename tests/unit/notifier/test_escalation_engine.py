@@ -121,9 +121,11 @@ def test_without_the_inhibit_rule_red_and_report_due_both_notify() -> None:
 
 
 def default_policy_text() -> str:
+    """The shipped policy's text without its quiet hours (see `Simulator`)."""
     from services.notifier.escalation.policy import DEFAULT_POLICY_PATH
+    from tests.policy_text import without_quiet_hours
 
-    return DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
+    return without_quiet_hours(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
 
 
 def test_report_coming_due_reminds_a_green_task() -> None:
@@ -335,7 +337,7 @@ def test_missing_recipients_are_reported_not_skipped() -> None:
         (3, RecipientRole.SUPERVISING_LEADER),
     }
     assert keys(result.notifications) == L3 - {(3, "supervising_leader", LEADER, "email")}
-    assert result.policy_fingerprint == default_policy().fingerprint
+    assert result.policy_fingerprint == sim.policy.fingerprint
 
 
 def test_policy_change_is_picked_up() -> None:

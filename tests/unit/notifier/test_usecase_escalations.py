@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -186,6 +187,103 @@ def test_the_longest_snooze_is_allowed() -> None:
     store = delivered_store()
     snooze(store, key("supervisor"), until=NOW + timedelta(days=180))
     assert len(store.tables.snoozes) == 1
+
+
+# ----------------------------------------------------------------------- cancelling
+
+
+def cancel(
+    store: FakeStore,
+    who: ApiKeyPublished,
+    snooze_id: uuid.UUID,
+    *,
+    task: str = "T-A",
+    now: datetime = NOW + timedelta(hours=1),
+) -> object:
+    with store.uow() as uow:
+        row = escalations.cancel_snooze(
+            uow, task_code=task, snooze_id=snooze_id, who=who, policy=POLICY, now=now
+        )
+        uow.commit()
+    return row
+
+
+def snoozed_store() -> tuple[FakeStore, uuid.UUID]:
+    store = delivered_store()
+    snooze(store, key("supervisor"))
+    (row,) = store.tables.snoozes
+    return store, row.id
+
+
+@pytest.mark.parametrize(
+    ("who", "by_name"), [(key("supervisor"), OFFICE), (key("admin"), "系统管理员")]
+)
+def test_the_office_may_cancel_a_snooze(who: ApiKeyPublished, by_name: str) -> None:
+    store, snooze_id = snoozed_store()
+    cancel(store, who, snooze_id)
+    (row,) = store.tables.snoozes
+    assert (row.cancelled_at, row.cancelled_by, row.cancelled_key_id) == (
+        NOW + timedelta(hours=1),
+        by_name,
+        who.key_id,
+    )
+    # The snooze itself stays on record as it was.
+    assert (row.until, row.reason, row.by_name) == (UNTIL, "等待审计结论", OFFICE)
+
+
+def test_a_cancelled_snooze_stops_suppressing_at_once() -> None:
+    store, snooze_id = snoozed_store()
+    before = len(store.tables.notifications)
+    with store.uow() as uow:
+        run_tick(uow, policy=POLICY, now=sh(7, 4, 9))  # the repeat is due, but snoozed
+        uow.commit()
+    assert len(store.tables.notifications) == before
+    cancel(store, key("supervisor"), snooze_id, now=sh(7, 4, 9, 30))
+    with store.uow() as uow:
+        assert uow.snoozes.in_force(["T-A"], sh(7, 4, 9, 30)) == []
+        result = run_tick(uow, policy=POLICY, now=sh(7, 4, 9, 31))
+        uow.commit()
+    assert result.inserted_by_level == {2: 2}
+    repeats = [n for n in store.tables.notifications.values() if n.sequence == 2]
+    assert {(n.recipient, n.status) for n in repeats} == {
+        (HOUSING, "delivered"),
+        (OFFICE, "delivered"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("who", "case", "code", "status"),
+    [
+        (key("unit", HOUSING), "own", "office_only", 403),
+        (key("leader"), "own", "office_only", 403),
+        (key("operator"), "own", "office_only", 403),
+        # Office only comes first: a unit learns nothing about which snoozes exist.
+        (key("unit", HOUSING), "unknown", "office_only", 403),
+        (key("supervisor"), "unknown", "unknown_snooze", 404),
+        (key("supervisor"), "other_task", "unknown_snooze", 404),
+        (key("supervisor"), "ended", "snooze_already_ended", 409),
+    ],
+)
+def test_cancellations_that_are_refused(
+    who: ApiKeyPublished, case: str, code: str, status: int
+) -> None:
+    store, snooze_id = snoozed_store()
+    target = uuid.uuid4() if case == "unknown" else snooze_id
+    task = "T-B" if case == "other_task" else "T-A"
+    now = UNTIL if case == "ended" else NOW + timedelta(hours=1)
+    refused = refusal(lambda: cancel(store, who, target, task=task, now=now))
+    assert (refused.code, refused.http_status) == (code, status)
+    assert [s.cancelled_at for s in store.tables.snoozes] == [None]
+
+
+def test_cancelling_twice_is_refused_naming_the_rule() -> None:
+    store, snooze_id = snoozed_store()
+    cancel(store, key("supervisor"), snooze_id)
+    first = store.tables.snoozes[0]
+    refused = refusal(lambda: cancel(store, key("admin"), snooze_id, now=NOW + timedelta(hours=2)))
+    assert (refused.code, refused.http_status) == ("snooze_already_cancelled", 409)
+    assert "2022-07-01 11:00" in refused.message_zh and OFFICE in refused.message_zh
+    assert store.tables.snoozes == [first]
 
 
 # ----------------------------------------------------------------------- seeing

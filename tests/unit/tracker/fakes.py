@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from services.tracker import access
 from services.tracker.auth import Principal
 from services.tracker.orm import (
     ApiKey,
@@ -28,10 +29,11 @@ from services.tracker.orm import (
     TaskUnit,
     Unit,
 )
+from services.tracker.usecases.ports import PendingRow
 from shared import topics
 from shared.clock import SHANGHAI
 from shared.kafka import MessagePosition
-from shared.vocabulary import PrincipalRole
+from shared.vocabulary import DecisionKind, PrincipalRole, TaskStatus
 
 START = dt.datetime(2022, 5, 20, 10, 0, tzinfo=SHANGHAI)
 LEAD, CO, OTHER = "市发展改革委", "市统计局", "市民政局"
@@ -178,8 +180,11 @@ class FakeProcessedEvents:
 class FakeReports:
     def __init__(self) -> None:
         self.stored: list[Report] = []
+        self._ids = itertools.count(1)
 
     def add(self, report: Report) -> None:
+        if report.id is None:
+            report.id = next(self._ids)
         self.stored.append(report)
 
     def latest_lead(self, task_id: int) -> Report | None:
@@ -259,6 +264,58 @@ class FakeApiKeys:
         return self.by_id.get(key_id)
 
 
+class FakeDecisions:
+    """`ports.Decisions` over the fake tasks and reports, filtered by `access.may_see`."""
+
+    def __init__(self, tasks: FakeTasks, reports: FakeReports) -> None:
+        self.tasks = tasks
+        self.reports = reports
+
+    def pending(
+        self,
+        principal: Principal,
+        *,
+        after: tuple[dt.datetime, int, int] | None,
+        limit: int,
+    ) -> Sequence[PendingRow]:
+        rows: list[PendingRow] = []
+        for task in self.tasks.by_code.values():
+            if task.status == TaskStatus.CLOSED or not access.may_see(principal, task):
+                continue
+            leads = [r for r in self.reports.stored if r.task_id == task.id and r.role == "lead"]
+            latest = max(leads, key=lambda r: (r.submitted_at, r.id or 0), default=None)
+            if latest is not None and latest.returned_at is None and latest.accepted_at is None:
+                rows.append(
+                    PendingRow(
+                        DecisionKind.REPORT_REVIEW, latest.submitted_at, 0, latest.id, task, latest
+                    )
+                )
+            if task.pending_extension_due and task.pending_extension_asked_at:
+                rows.append(
+                    PendingRow(
+                        DecisionKind.EXTENSION_REQUEST,
+                        task.pending_extension_asked_at,
+                        1,
+                        task.id,
+                        task,
+                    )
+                )
+            if task.status == TaskStatus.COMPLETION_REQUESTED and task.completion_requested_at:
+                rows.append(
+                    PendingRow(
+                        DecisionKind.COMPLETION_REQUEST,
+                        task.completion_requested_at,
+                        2,
+                        task.id,
+                        task,
+                    )
+                )
+        rows.sort(key=lambda r: (r.since, r.rank, r.ref_id))
+        if after is not None:
+            rows = [r for r in rows if (r.since, r.rank, r.ref_id) > after]
+        return rows[:limit]
+
+
 @dataclass
 class FakeUnitOfWork:
     """`ports.UnitOfWork` in memory."""
@@ -272,6 +329,10 @@ class FakeUnitOfWork:
     extensions: FakeExtensionDecisions = field(default_factory=FakeExtensionDecisions)
     keys: FakeApiKeys = field(default_factory=FakeApiKeys)
     flushes: int = 0
+
+    @property
+    def decisions(self) -> FakeDecisions:
+        return FakeDecisions(self.tasks, self.reports)
 
     def flush(self) -> None:
         self.flushes += 1

@@ -81,6 +81,14 @@ def _return(uow: FakeUnitOfWork, who: Principal) -> Task:
     )
 
 
+def _accept(uow: FakeUnitOfWork, who: Principal) -> Task:
+    latest = uow.reports.latest_lead(uow.tasks.by_code[CODE].id)
+    event_id = latest.event_id if latest else uuid.uuid4()
+    return actions.accept_report(
+        uow, code=CODE, event_id=event_id, comment=" 内容翔实。 ", principal=who, now=NOW
+    )
+
+
 def _ask_extension(uow: FakeUnitOfWork, who: Principal) -> Task:
     return actions.request_extension(
         uow, code=CODE, new_due=dt.date(2022, 9, 30), reason="开工推迟", principal=who, now=NOW
@@ -135,6 +143,15 @@ ACTIONS = [
         _office("only_supervisor_returns_reports"),
         _return,
         "returned",
+    ),
+    Action(
+        "accept_report",
+        "report_accepted",
+        "in_progress",
+        "supervisor",
+        _office("only_supervisor_accepts_reports"),
+        _accept,
+        "in_progress",
     ),
     Action(
         "request_extension",
@@ -287,6 +304,9 @@ CONFLICTS = [
     ("return_report", {"status": "not_started"}, "no_report_to_return"),
     ("return_report", {"status": "returned"}, "report_already_returned"),
     ("return_report", {"status": "closed"}, "task_closed"),
+    ("accept_report", {"status": "not_started"}, "no_report_to_accept"),
+    ("accept_report", {"status": "returned"}, "report_already_returned"),
+    ("accept_report", {"status": "closed"}, "task_closed"),
     (
         "request_extension",
         {"status": "completion_requested"},
@@ -396,6 +416,61 @@ def test_only_the_latest_lead_report_can_be_returned(which: str) -> None:
         409,
     )
     assert all(r.returned_at is None for r in (older, co)) and task.status == "in_progress"
+
+
+# -- 接受: only the lead unit's latest report, once; the task's state does not move ----------
+
+
+def test_accepting_records_it_on_the_report_and_the_timeline() -> None:
+    uow = ready(BY_NAME["accept_report"])
+    task = uow.tasks.by_code[CODE]
+    latest = uow.reports.stored[0]
+
+    _accept(uow, PRINCIPALS["supervisor"])
+
+    assert (latest.accepted_at, latest.accept_comment, latest.returned_at) == (
+        NOW,
+        "内容翔实。",
+        None,
+    )
+    assert (task.status, task.reported_periods) == ("in_progress", ["2022-04"])
+    [entry] = uow.timeline.entries[:1]
+    assert entry.details == {"event_id": str(latest.event_id), "comment": "内容翔实。"}
+
+
+@pytest.mark.parametrize("which", ["older", "co_unit", "unknown"])
+def test_only_the_latest_lead_report_can_be_accepted(which: str) -> None:
+    uow = ready(BY_NAME["accept_report"])
+    task = uow.tasks.by_code[CODE]
+    older = lead_report(task, at=NOW - dt.timedelta(days=10), period="2022-03")
+    co = lead_report(task, at=NOW - dt.timedelta(hours=1))
+    co.role = "co"
+    for report in (older, co):
+        uow.reports.add(report)
+    target = {"older": older, "co_unit": co}.get(which)
+    event_id = target.event_id if target else uuid.uuid4()
+    refused(
+        lambda: actions.accept_report(
+            uow,
+            code=CODE,
+            event_id=event_id,
+            comment="",
+            principal=PRINCIPALS["supervisor"],
+            now=NOW,
+        ),
+        "only_latest_report_can_be_accepted",
+        409,
+    )
+    assert all(r.accepted_at is None for r in uow.reports.stored)
+    assert uow.timeline.entries == [] and uow.outbox.queued == []
+
+
+def test_accepting_twice_is_refused() -> None:
+    uow = ready(BY_NAME["accept_report"])
+    _accept(uow, PRINCIPALS["supervisor"])
+    queued = len(uow.outbox.queued)
+    refused(lambda: _accept(uow, PRINCIPALS["supervisor"]), "report_already_accepted", 409)
+    assert len(uow.outbox.queued) == queued
 
 
 def test_a_return_without_any_lead_report_is_refused() -> None:
