@@ -83,7 +83,19 @@ def test_report_reaches_tracker_then_overdue_flag_reaches_notifier(
             found = notices()
             return found if len(found) >= 2 else None
 
-        delivered = wait_until(both_notices, what="notifications")
+        held = wait_until(both_notices, what="notifications")
+        # Red just after midnight: the 督办 is recorded at once, held until 08:30 (quiet hours).
+        opening = dt.datetime(2022, 7, 1, 8, 30, tzinfo=SHANGHAI)
+        assert {(n["status"], n["held"]) for n in held} == {("pending", True)}
+        assert {dt.datetime.fromisoformat(n["not_before"]) for n in held} == {opening}
+        stack.clock.set(opening)
+        stack.notifier.app.state.workers.wake_dispatcher()  # type: ignore[attr-defined]
+
+        def all_delivered() -> list[dict[str, Any]] | None:
+            found = notices()
+            return found if {n["status"] for n in found} == {"delivered"} else None
+
+        delivered = wait_until(all_delivered, what="督办 delivered at 08:30")
         assert {n["recipient"] for n in delivered} == {"市发展改革委", "市政府办公厅督查室"}
         assert all(n["status"] == "delivered" and n["level_name"] == "督办" for n in delivered)
         assert all("T2022-001" in n["subject"] for n in delivered)
